@@ -1,0 +1,1 @@
+print(EmbeddedBPF.base64.count)

@@ -1,0 +1,138 @@
+import Foundation
+import GRDB
+
+/// Reads a bundle. Opens it read-only: analysis never writes into a recording.
+public final class BundleReader {
+    public let path: String
+    public let db: DatabaseQueue
+    public let recording: Recording
+
+    public init(path: String) throws {
+        self.path = path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
+            throw BundleError.notFound(path)
+        }
+        var config = Configuration()
+        config.readonly = true
+        do {
+            db = try DatabaseQueue(path: path, configuration: config)
+        } catch {
+            throw BundleError.notABundle(path, "SQLite cannot open it: \(Self.reason(error))")
+        }
+        let header: (Int32, Int)
+        do {
+            header = try db.read { db in
+                (try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
+                 try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0)
+            }
+        } catch {
+            throw BundleError.notABundle(path, Self.reason(error))
+        }
+        guard header.0 == BundleFormat.applicationID else {
+            throw BundleError.notABundle(path, "its SQLite application_id is \(header.0), not skbtrail's")
+        }
+        if header.1 > BundleFormat.version {
+            throw BundleError.tooNew(path, found: header.1, supported: BundleFormat.version)
+        }
+        do {
+            guard let rec = try db.read({ try Recording.fetchOne($0) }) else {
+                throw BundleError.notABundle(path, "it has no recording row")
+            }
+            recording = rec
+        } catch let error as BundleError {
+            throw error
+        } catch {
+            throw BundleError.damaged(path, Self.reason(error))
+        }
+        if recording.formatVersion > BundleFormat.version {
+            throw BundleError.tooNew(path, found: recording.formatVersion, supported: BundleFormat.version)
+        }
+    }
+
+    static func reason(_ error: Error) -> String {
+        if let error = error as? DatabaseError { return error.message ?? "\(error.resultCode)" }
+        return "\(error)"
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try db.read(body)
+        } catch let error as BundleError {
+            throw error
+        } catch {
+            throw BundleError.damaged(path, Self.reason(error))
+        }
+    }
+
+    public func chunks() throws -> [ChunkInfo] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT id, first_ts, last_ts, records, raw_size, length(data) AS stored FROM chunk ORDER BY id")
+                .map { ChunkInfo(id: $0["id"], firstTs: $0["first_ts"], lastTs: $0["last_ts"], records: $0["records"],
+                                 rawSize: $0["raw_size"], storedSize: $0["stored"]) }
+        }
+    }
+
+    /// Streams every chunk, decompressed, in order. `body` gets the chunk, a buffer and its used length;
+    /// the buffer is reused between calls.
+    public func forEachChunk(_ body: (ChunkInfo, [UInt8], Int) throws -> Void) throws {
+        var buffer: [UInt8] = []
+        try read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, first_ts, last_ts, records, raw_size, codec, data FROM chunk ORDER BY id")
+            while let row = try rows.next() {
+                let info = ChunkInfo(id: row["id"], firstTs: row["first_ts"], lastTs: row["last_ts"], records: row["records"],
+                                     rawSize: row["raw_size"], storedSize: 0)
+                let data: Data = row["data"]
+                let codec: String = row["codec"]
+                do {
+                    switch codec {
+                    case "zstd":
+                        try Zstd.decompress(data, expected: info.rawSize, into: &buffer)
+                    case "none":
+                        guard data.count == info.rawSize else {
+                            throw BundleError.corruptChunk("stored \(data.count) bytes, the chunk row says \(info.rawSize)")
+                        }
+                        buffer = [UInt8](data)
+                    default:
+                        throw BundleError.corruptChunk("unknown codec \(codec)")
+                    }
+                } catch BundleError.corruptChunk(let why) {
+                    throw BundleError.corruptChunk("\(path), chunk \(info.id): \(why)")
+                }
+                try body(info, buffer, info.rawSize)
+            }
+        }
+    }
+
+    public func probes() throws -> [ProbeRow] { try read { try ProbeRow.order(Column("id")).fetchAll($0) } }
+    public func symbols() throws -> [SymbolRow] { try read { try SymbolRow.fetchAll($0) } }
+    public func netns() throws -> [NetnsRow] { try read { try NetnsRow.fetchAll($0) } }
+    public func interfaces() throws -> [InterfaceRow] { try read { try InterfaceRow.fetchAll($0) } }
+    public func addresses() throws -> [AddressRow] { try read { try AddressRow.fetchAll($0) } }
+    public func snapshots() throws -> [SnapshotRow] { try read { try SnapshotRow.fetchAll($0) } }
+    public func sysctls() throws -> [SysctlRow] { try read { try SysctlRow.fetchAll($0) } }
+
+    public func enumNames(table: String) throws -> [Int64: String] {
+        try read { db in
+            var names: [Int64: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT value, name FROM \(table)") { names[row["value"]] = row["name"] }
+            return names
+        }
+    }
+
+    public func lost() throws -> [Int: Int64] {
+        try read { db in
+            var lost: [Int: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT cpu, events FROM lost") { lost[row["cpu"]] = row["events"] }
+            return lost
+        }
+    }
+
+    /// Bytes of the bundle file on disk (and its -wal, when the recorder did not finish).
+    public func fileSize() -> Int64 {
+        let fm = FileManager.default
+        let main = (try? fm.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
+        let wal = (try? fm.attributesOfItem(atPath: path + "-wal")[.size] as? Int64) ?? 0
+        return (main ?? 0) + (wal ?? 0)
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import SkbtrailEvents
+
+/// One raw record inside a decompressed chunk: the fixed event and its packet bytes.
+public struct RawRecord {
+    public var event: st_event
+    /// Packet bytes from the network header (`event.snap` of them).
+    public var packet: ArraySlice<UInt8>
+}
+
+/// Walks the records of a decompressed chunk. Unknown record types are skipped and counted;
+/// a size that cannot be right is a corrupted chunk.
+public struct RecordWalker {
+    public private(set) var unknownRecords = 0
+
+    public init() {}
+
+    /// Calls `body` for every ST_REC_EVENT record in `bytes[0..<count]`.
+    public mutating func walk(_ bytes: [UInt8], count: Int, chunk: Int64,
+                              _ body: (st_event, ArraySlice<UInt8>) throws -> Void) throws {
+        let eventSize = BundleFormat.eventSize
+        var offset = 0
+        try bytes.withUnsafeBytes { raw in
+            while offset < count {
+                guard count - offset >= 4 else {
+                    throw BundleError.corruptChunk("chunk \(chunk): \(count - offset) stray bytes at its end")
+                }
+                let type = raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)
+                let size = Int(raw.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self))
+                guard size >= 8, size % 8 == 0, offset + size <= count else {
+                    throw BundleError.corruptChunk("chunk \(chunk): record at byte \(offset) has impossible size \(size)")
+                }
+                if type == UInt16(ST_REC_EVENT.rawValue) {
+                    guard size >= eventSize else {
+                        throw BundleError.corruptChunk("chunk \(chunk): event record at byte \(offset) is \(size) bytes, shorter than \(eventSize)")
+                    }
+                    let event = raw.loadUnaligned(fromByteOffset: offset, as: st_event.self)
+                    let snap = min(Int(event.snap), size - eventSize)
+                    let start = offset + eventSize
+                    try body(event, bytes[start..<(start + snap)])
+                } else {
+                    unknownRecords += 1
+                }
+                offset += size
+            }
+        }
+    }
+}

@@ -1,0 +1,871 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * skbtrail's kernel side: tracepoint programs (tier 1) and netfilter BPF link programs (tier 2) that
+ * emit raw `struct st_event` records (events.h) into one ring buffer. Nothing here interprets a packet
+ * beyond what the capture filters need; decoding is the analyzer's job.
+ *
+ * Every tracepoint has two flavours: tp_btf (BTF-typed, preferred) and raw_tp (fallback where the
+ * kernel lacks BTF for it). Both read arguments the same way, through BPF_CORE_READ, so one handler
+ * serves both. The recorder enables exactly one flavour per tracepoint with autoload.
+ */
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+#include "core_fixes.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Settings and filters, written by the recorder before load. */
+const volatile struct st_config cfg = {};
+
+#define NF_ACCEPT 1
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_SCTP 132
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* the recorder resizes it (--ring-size) */
+} events SEC(".maps");
+
+/* Events that did not fit into the ring buffer, per CPU. The recorder stores them in the bundle. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* One record under construction per CPU: too big for the BPF stack. */
+struct scratch {
+	struct st_event ev;
+	__u8 data[ST_SNAPLEN_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+/*
+ * skbs that matched the capture filters once: they stay tracked until freed, so a packet is followed
+ * through NAT and encapsulation after its headers stop matching (nettrace's behaviour). LRU: a lost
+ * free event cannot leak an entry forever.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} tracked SEC(".maps");
+
+/*
+ * The last netfilter bracket each CPU saw, and a signature of the packet there. Netfilter runs the
+ * hooks of one packet on one CPU in one call (nf_hook_slow), so a kfree_skb(NETFILTER_DROP) that
+ * follows on this CPU for the same skb was dropped between this bracket and the next one.
+ */
+struct nf_last {
+	__u64 skb;
+	__u64 sig;
+	__u8 pf;
+	__u8 hook;
+	__u8 bracket;
+	__u8 pad[5];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nf_last);
+} nf_last_map SEC(".maps");
+
+/* Addresses and ports of a packet or socket, for the filters. */
+struct flow {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 family; /* 0: unknown, no address or port filter can match */
+	__u8 l4;
+};
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline __u32 dev_netns(const struct net_device *dev)
+{
+	if (!dev)
+		return 0;
+	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+}
+
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	if (!sk)
+		return 0;
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, __u8 family)
+{
+	if (family == AF_INET)
+		return *(__u32 *)a == *(const volatile __u32 *)b;
+	return *(__u64 *)a == *(const volatile __u64 *)b &&
+	       *(__u64 *)(a + 8) == *(const volatile __u64 *)(b + 8);
+}
+
+static __always_inline bool name_eq(const char *a, const volatile char *b)
+{
+	return *(__u64 *)a == *(const volatile __u64 *)b &&
+	       *(__u64 *)(a + 8) == *(const volatile __u64 *)(b + 8);
+}
+
+/* Whether a flow, seen in `netns` on `dev`, passes the capture filters. Unknown fields never match. */
+static __always_inline bool flow_matches(const struct flow *f, __u32 netns, const struct net_device *dev,
+					 __be16 protocol)
+{
+	__u32 want = cfg.filters;
+
+	if ((want & ST_FLT_NETNS) && netns != cfg.netns)
+		return false;
+	if ((want & ST_FLT_PID) && (__u32)(bpf_get_current_pid_tgid() >> 32) != cfg.pid)
+		return false;
+	if ((want & ST_FLT_L3PROTO) && protocol != cfg.l3proto)
+		return false;
+	if (want & ST_FLT_IFNAME) {
+		char name[16] = {};
+		if (!dev)
+			return false;
+		BPF_CORE_READ_STR_INTO(&name, dev, name);
+		if (!name_eq(name, cfg.ifname))
+			return false;
+	}
+	if ((want & ST_FLT_L4PROTO) && f->l4 != cfg.l4proto)
+		return false;
+	if (want & (ST_FLT_SADDR | ST_FLT_DADDR | ST_FLT_ADDR)) {
+		if (f->family != cfg.family)
+			return false;
+		if ((want & ST_FLT_SADDR) && !addr_eq(f->saddr, cfg.saddr, f->family))
+			return false;
+		if ((want & ST_FLT_DADDR) && !addr_eq(f->daddr, cfg.daddr, f->family))
+			return false;
+		if ((want & ST_FLT_ADDR) && !addr_eq(f->saddr, cfg.addr, f->family) &&
+		    !addr_eq(f->daddr, cfg.addr, f->family))
+			return false;
+	}
+	if (want & (ST_FLT_SPORT | ST_FLT_DPORT | ST_FLT_PORT)) {
+		if (f->family == 0 ||
+		    (f->l4 != IPPROTO_TCP && f->l4 != IPPROTO_UDP && f->l4 != IPPROTO_SCTP))
+			return false;
+		if ((want & ST_FLT_SPORT) && f->sport != cfg.sport)
+			return false;
+		if ((want & ST_FLT_DPORT) && f->dport != cfg.dport)
+			return false;
+		if ((want & ST_FLT_PORT) && f->sport != cfg.port && f->dport != cfg.port)
+			return false;
+	}
+	return true;
+}
+
+/* Reads the flow out of the captured packet bytes (only what the filters need). */
+static __always_inline void flow_from_packet(struct flow *f, struct scratch *s, __be16 protocol)
+{
+	__u32 snap = s->ev.snap;
+	__u32 l4off;
+
+	if (protocol == bpf_htons(ETH_P_IP)) {
+		if (snap < 20)
+			return;
+		__u8 ihl = (s->data[0] & 0x0f) * 4;
+		f->family = AF_INET;
+		f->l4 = s->data[9];
+		__builtin_memcpy(f->saddr, &s->data[12], 4);
+		__builtin_memcpy(f->daddr, &s->data[16], 4);
+		l4off = ihl;
+		/* fragments after the first carry no ports */
+		if ((bpf_ntohs(*(__u16 *)&s->data[6]) & 0x1fff) != 0)
+			return;
+	} else if (protocol == bpf_htons(ETH_P_IPV6)) {
+		if (snap < 40)
+			return;
+		f->family = AF_INET6;
+		f->l4 = s->data[6];
+		__builtin_memcpy(f->saddr, &s->data[8], 16);
+		__builtin_memcpy(f->daddr, &s->data[24], 16);
+		l4off = 40;
+	} else {
+		return;
+	}
+	if (l4off < 20 || l4off > 60 || l4off + 4 > snap)
+		return;
+	if (f->l4 == IPPROTO_TCP || f->l4 == IPPROTO_UDP || f->l4 == IPPROTO_SCTP) {
+		__u32 i = l4off & 0x3f; /* bounded for the verifier */
+		f->sport = (__u16)s->data[i] << 8 | s->data[i + 1];
+		f->dport = (__u16)s->data[i + 2] << 8 | s->data[i + 3];
+	}
+}
+
+static __always_inline void flow_from_sock(struct flow *f, const struct sock *sk)
+{
+	if (!sk)
+		return;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET) {
+		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(f->saddr, &s, 4);
+		__builtin_memcpy(f->daddr, &d, 4);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&f->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&f->daddr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		return;
+	}
+	f->family = family;
+	f->l4 = IPPROTO_TCP;
+	f->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	f->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+/* Fills the common part of a record. Returns NULL when there is no scratch space. */
+static __always_inline struct scratch *begin(__u16 probe, bool with_task)
+{
+	struct scratch *s = get_scratch();
+	if (!s)
+		return NULL;
+	struct st_event *ev = &s->ev;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->type = ST_REC_EVENT;
+	ev->probe = probe;
+	ev->ts = bpf_ktime_get_boot_ns();
+	ev->cpu = bpf_get_smp_processor_id();
+	if (with_task) {
+		__u64 id = bpf_get_current_pid_tgid();
+		ev->pid = id >> 32;
+		ev->tid = (__u32)id;
+		bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
+	}
+	return s;
+}
+
+/* Copies skb fields and up to cfg.snaplen packet bytes from its L3 header into the record. */
+static __always_inline void fill_skb(struct scratch *s, const struct sk_buff *skb, bool rx_path)
+{
+	struct st_event *ev = &s->ev;
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u32 tail = BPF_CORE_READ(skb, tail);
+	const struct net_device *dev = BPF_CORE_READ(skb, dev);
+	__u32 off;
+
+	ev->skb = (__u64)skb;
+	ev->head = (__u64)head;
+	ev->len = BPF_CORE_READ(skb, len);
+	ev->mark = BPF_CORE_READ(skb, mark);
+	ev->protocol = BPF_CORE_READ(skb, protocol);
+	if (dev) {
+		ev->ifindex = BPF_CORE_READ(dev, ifindex);
+		ev->netns = dev_netns(dev);
+	} else {
+		ev->netns = sk_netns(BPF_CORE_READ(skb, sk));
+	}
+
+	/* Receive path: the stack sets the network header after these tracepoints; data is L3 there. */
+	if (rx_path || nh == 0 || nh == 0xffff) {
+		off = data - head;
+		ev->l3_from = ST_L3_DATA;
+	} else {
+		off = nh;
+		ev->l3_from = ST_L3_NETWORK;
+	}
+	__u32 snap = cfg.snaplen;
+	if (tail <= off)
+		snap = 0;
+	else if (tail - off < snap)
+		snap = tail - off;
+	if (snap > ST_SNAPLEN_MAX)
+		snap = ST_SNAPLEN_MAX;
+	if (snap && bpf_probe_read_kernel(s->data, snap, head + off))
+		snap = 0;
+	if (!snap)
+		ev->l3_from = ST_L3_NONE;
+	ev->snap = snap;
+}
+
+/*
+ * Decides whether an skb record is kept: it is when no filter is set, when the skb is tracked, or when
+ * it matches now (then it becomes tracked). `freeing` ends tracking.
+ */
+static __always_inline bool keep_skb(struct scratch *s, const struct sk_buff *skb, bool freeing)
+{
+	if (!cfg.filters)
+		return true;
+	__u64 key = (__u64)skb;
+	if (bpf_map_lookup_elem(&tracked, &key)) {
+		s->ev.flags |= ST_F_TRACKED;
+		if (freeing)
+			bpf_map_delete_elem(&tracked, &key);
+		return true;
+	}
+	struct flow f = {};
+	flow_from_packet(&f, s, s->ev.protocol);
+	if (!flow_matches(&f, s->ev.netns, BPF_CORE_READ(skb, dev), s->ev.protocol))
+		return false;
+	if (!freeing) {
+		__u8 one = 1;
+		bpf_map_update_elem(&tracked, &key, &one, BPF_ANY);
+	}
+	return true;
+}
+
+/* Records without a packet (sockets, routes, neighbours) pass the filters on what they do carry. */
+static __always_inline bool keep_flow(struct scratch *s, const struct flow *f, const struct net_device *dev)
+{
+	if (!cfg.filters)
+		return true;
+	return flow_matches(f, s->ev.netns, dev, 0) || (f->family == 0 && !(cfg.filters & ~ST_FLT_NETNS) &&
+							 s->ev.netns == cfg.netns);
+}
+
+static __always_inline int finish(struct scratch *s)
+{
+	__u32 padded = (s->ev.snap + 7) & ~7U;
+	if (padded > ST_SNAPLEN_MAX)
+		padded = ST_SNAPLEN_MAX;
+	__u32 size = sizeof(struct st_event) + padded;
+	s->ev.size = size;
+	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 flags = waiting + size >= cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, s, size, flags))
+		count_lost();
+	return 0;
+}
+
+/* The common shape: an skb-carrying tracepoint. Returns the record to complete, or NULL to skip. */
+static __always_inline struct scratch *skb_event(__u16 probe, const struct sk_buff *skb, bool rx_path,
+						 bool freeing)
+{
+	if (!skb)
+		return NULL;
+	struct scratch *s = begin(probe, true);
+	if (!s)
+		return NULL;
+	fill_skb(s, skb, rx_path);
+	if (!keep_skb(s, skb, freeing))
+		return NULL;
+	return s;
+}
+
+static __always_inline void fill_sock(struct st_args_sock *a, const struct sock *sk, bool tcp)
+{
+	struct flow f = {};
+	if (!sk)
+		return;
+	a->sk = (__u64)sk;
+	flow_from_sock(&f, sk);
+	__builtin_memcpy(a->saddr, f.saddr, 16);
+	__builtin_memcpy(a->daddr, f.daddr, 16);
+	a->sport = f.sport;
+	a->dport = f.dport;
+	a->family = f.family;
+	a->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (tcp && f.family) {
+		const struct tcp_sock *tp = (const void *)sk;
+		a->srtt_us = BPF_CORE_READ(tp, srtt_us);
+		a->snd_cwnd = BPF_CORE_READ(tp, snd_cwnd);
+		a->snd_una = BPF_CORE_READ(tp, snd_una);
+		a->snd_nxt = BPF_CORE_READ(tp, snd_nxt);
+		a->packets_out = BPF_CORE_READ(tp, packets_out);
+		a->retrans_out = BPF_CORE_READ(tp, retrans_out);
+		a->total_retrans = BPF_CORE_READ(tp, total_retrans);
+	}
+}
+
+/* Two programs per tracepoint: tp_btf and raw_tp. ctx is the tracepoint's argument array in both. */
+#define ST_TRACEPOINT(tp, handler)                                          \
+	SEC("tp_btf/" #tp) int btf_##tp(__u64 *ctx) { return handler(ctx); } \
+	SEC("raw_tp/" #tp) int raw_##tp(__u64 *ctx) { return handler(ctx); }
+
+#define ARG(i, type) ((type)ctx[i])
+
+/* ---- net: device layer ---- */
+
+static __always_inline int rx_event(__u64 *ctx, __u16 probe)
+{
+	struct scratch *s = skb_event(probe, ARG(0, const struct sk_buff *), true, false);
+	return s ? finish(s) : 0;
+}
+
+static __always_inline int h_netif_receive_skb(__u64 *ctx) { return rx_event(ctx, ST_P_NETIF_RECEIVE_SKB); }
+static __always_inline int h_netif_rx(__u64 *ctx) { return rx_event(ctx, ST_P_NETIF_RX); }
+static __always_inline int h_napi_gro_receive_entry(__u64 *ctx) { return rx_event(ctx, ST_P_NAPI_GRO_RECEIVE_ENTRY); }
+ST_TRACEPOINT(netif_receive_skb, h_netif_receive_skb)
+ST_TRACEPOINT(netif_rx, h_netif_rx)
+ST_TRACEPOINT(napi_gro_receive_entry, h_napi_gro_receive_entry)
+
+static __always_inline int h_net_dev_queue(__u64 *ctx)
+{
+	struct scratch *s = skb_event(ST_P_NET_DEV_QUEUE, ARG(0, const struct sk_buff *), false, false);
+	return s ? finish(s) : 0;
+}
+ST_TRACEPOINT(net_dev_queue, h_net_dev_queue)
+
+static __always_inline int h_net_dev_start_xmit(__u64 *ctx)
+{
+	struct scratch *s = skb_event(ST_P_NET_DEV_START_XMIT, ARG(0, const struct sk_buff *), false, false);
+	return s ? finish(s) : 0;
+}
+ST_TRACEPOINT(net_dev_start_xmit, h_net_dev_start_xmit)
+
+/* net_dev_xmit fires after the driver took the skb, which may be freed already: read nothing from it. */
+static __always_inline int h_net_dev_xmit(__u64 *ctx)
+{
+	__u64 skb = ctx[0];
+	const struct net_device *dev = ARG(2, const struct net_device *);
+	struct scratch *s;
+
+	if (cfg.filters) {
+		if (!bpf_map_lookup_elem(&tracked, &skb))
+			return 0;
+	}
+	s = begin(ST_P_NET_DEV_XMIT, true);
+	if (!s)
+		return 0;
+	s->ev.skb = skb;
+	s->ev.len = (__u32)ctx[3];
+	s->ev.args.dev.rc = (__s32)ctx[1];
+	if (dev) {
+		s->ev.ifindex = BPF_CORE_READ(dev, ifindex);
+		s->ev.netns = dev_netns(dev);
+	}
+	if (cfg.filters)
+		s->ev.flags |= ST_F_TRACKED;
+	return finish(s);
+}
+ST_TRACEPOINT(net_dev_xmit, h_net_dev_xmit)
+
+/* ---- skb: lifetime ---- */
+
+static __always_inline int h_kfree_skb(__u64 *ctx)
+{
+	const struct sk_buff *skb = ARG(0, const struct sk_buff *);
+	struct scratch *s = skb_event(ST_P_KFREE_SKB, skb, false, true);
+	if (!s)
+		return 0;
+	s->ev.args.free.location = ctx[1];
+	s->ev.args.free.reason = (__u32)ctx[2];
+	__u32 zero = 0;
+	struct nf_last *last = bpf_map_lookup_elem(&nf_last_map, &zero);
+	if (last && last->skb == (__u64)skb) {
+		s->ev.flags |= ST_F_NF_LAST;
+		s->ev.args.free.nf_pf = last->pf;
+		s->ev.args.free.nf_hook = last->hook;
+		s->ev.args.free.nf_bracket = last->bracket;
+		last->skb = 0;
+	}
+	return finish(s);
+}
+ST_TRACEPOINT(kfree_skb, h_kfree_skb)
+
+static __always_inline int h_consume_skb(__u64 *ctx)
+{
+	struct scratch *s = skb_event(ST_P_CONSUME_SKB, ARG(0, const struct sk_buff *), false, true);
+	if (!s)
+		return 0;
+	s->ev.args.free.location = consume_skb_location(ctx);
+	return finish(s);
+}
+ST_TRACEPOINT(consume_skb, h_consume_skb)
+
+static __always_inline int h_skb_copy_datagram_iovec(__u64 *ctx)
+{
+	struct scratch *s = skb_event(ST_P_SKB_COPY_DATAGRAM_IOVEC, ARG(0, const struct sk_buff *), false, false);
+	if (!s)
+		return 0;
+	s->ev.args.misc.a = (__s32)ctx[1];
+	return finish(s);
+}
+ST_TRACEPOINT(skb_copy_datagram_iovec, h_skb_copy_datagram_iovec)
+
+/* ---- tcp and sockets ---- */
+
+/* A socket probe with an optional skb: the skb decides the filter when there is one. */
+static __always_inline struct scratch *sock_event(__u16 probe, const struct sock *sk, const struct sk_buff *skb,
+						  bool tcp)
+{
+	struct scratch *s = begin(probe, true);
+	if (!s)
+		return NULL;
+	if (skb) {
+		fill_skb(s, skb, false);
+		if (!s->ev.netns)
+			s->ev.netns = sk_netns(sk);
+		if (!keep_skb(s, skb, false))
+			return NULL;
+	} else {
+		struct flow f = {};
+		flow_from_sock(&f, sk);
+		s->ev.netns = sk_netns(sk);
+		if (!keep_flow(s, &f, 0))
+			return NULL;
+	}
+	fill_sock(&s->ev.args.sock, sk, tcp);
+	return s;
+}
+
+static __always_inline int h_tcp_retransmit_skb(__u64 *ctx)
+{
+	struct scratch *s = sock_event(ST_P_TCP_RETRANSMIT_SKB, ARG(0, const struct sock *),
+				       ARG(1, const struct sk_buff *), true);
+	return s ? finish(s) : 0;
+}
+ST_TRACEPOINT(tcp_retransmit_skb, h_tcp_retransmit_skb)
+
+static __always_inline int h_tcp_send_reset(__u64 *ctx)
+{
+	struct scratch *s = sock_event(ST_P_TCP_SEND_RESET, ARG(0, const struct sock *),
+				       ARG(1, const struct sk_buff *), true);
+	if (!s)
+		return 0;
+	s->ev.args.sock.reason = tcp_send_reset_reason(ctx);
+	return finish(s);
+}
+ST_TRACEPOINT(tcp_send_reset, h_tcp_send_reset)
+
+static __always_inline int h_tcp_receive_reset(__u64 *ctx)
+{
+	struct scratch *s = sock_event(ST_P_TCP_RECEIVE_RESET, ARG(0, const struct sock *), 0, true);
+	return s ? finish(s) : 0;
+}
+ST_TRACEPOINT(tcp_receive_reset, h_tcp_receive_reset)
+
+static __always_inline int h_tcp_bad_csum(__u64 *ctx)
+{
+	struct scratch *s = skb_event(ST_P_TCP_BAD_CSUM, ARG(0, const struct sk_buff *), false, false);
+	return s ? finish(s) : 0;
+}
+ST_TRACEPOINT(tcp_bad_csum, h_tcp_bad_csum)
+
+static __always_inline int h_tcp_probe(__u64 *ctx)
+{
+	struct scratch *s = sock_event(ST_P_TCP_PROBE, ARG(0, const struct sock *),
+				       ARG(1, const struct sk_buff *), true);
+	return s ? finish(s) : 0;
+}
+ST_TRACEPOINT(tcp_probe, h_tcp_probe)
+
+static __always_inline int h_inet_sock_set_state(__u64 *ctx)
+{
+	struct scratch *s = sock_event(ST_P_INET_SOCK_SET_STATE, ARG(0, const struct sock *), 0, true);
+	if (!s)
+		return 0;
+	s->ev.args.sock.oldstate = (__u8)ctx[1];
+	s->ev.args.sock.state = (__u8)ctx[2];
+	return finish(s);
+}
+ST_TRACEPOINT(inet_sock_set_state, h_inet_sock_set_state)
+
+static __always_inline int h_sock_rcvqueue_full(__u64 *ctx)
+{
+	const struct sock *sk = ARG(0, const struct sock *);
+	struct scratch *s = sock_event(ST_P_SOCK_RCVQUEUE_FULL, sk, ARG(1, const struct sk_buff *), false);
+	if (!s)
+		return 0;
+	s->ev.args.sock.rcvbuf = BPF_CORE_READ(sk, sk_rcvbuf);
+	return finish(s);
+}
+ST_TRACEPOINT(sock_rcvqueue_full, h_sock_rcvqueue_full)
+
+/* ---- udp, icmp ---- */
+
+static __always_inline int h_udp_fail_queue_rcv_skb(__u64 *ctx)
+{
+	struct scratch *s = sock_event(ST_P_UDP_FAIL_QUEUE_RCV_SKB, ARG(1, const struct sock *),
+				       ARG(2, const struct sk_buff *), false);
+	if (!s)
+		return 0;
+	s->ev.args.sock.reason = (__u32)ctx[0];
+	return finish(s);
+}
+ST_TRACEPOINT(udp_fail_queue_rcv_skb, h_udp_fail_queue_rcv_skb)
+
+static __always_inline int h_icmp_send(__u64 *ctx)
+{
+	struct scratch *s = skb_event(ST_P_ICMP_SEND, ARG(0, const struct sk_buff *), false, false);
+	if (!s)
+		return 0;
+	s->ev.args.misc.a = (__s32)ctx[1];
+	s->ev.args.misc.b = (__s32)ctx[2];
+	return finish(s);
+}
+ST_TRACEPOINT(icmp_send, h_icmp_send)
+
+/* ---- routing and neighbours ---- */
+
+static __always_inline int h_fib_table_lookup(__u64 *ctx)
+{
+	const struct flowi4 *fl = ARG(1, const struct flowi4 *);
+	struct scratch *s = begin(ST_P_FIB_TABLE_LOOKUP, true);
+	struct flow f = {};
+	if (!s || !fl)
+		return 0;
+	struct st_args_route *a = &s->ev.args.route;
+	a->table = (__u32)ctx[0];
+	a->err = (__s32)ctx[3];
+	a->family = AF_INET;
+	a->oif = BPF_CORE_READ(fl, __fl_common.flowic_oif);
+	a->iif = BPF_CORE_READ(fl, __fl_common.flowic_iif);
+	a->proto = BPF_CORE_READ(fl, __fl_common.flowic_proto);
+	__u32 saddr = BPF_CORE_READ(fl, saddr), daddr = BPF_CORE_READ(fl, daddr);
+	__builtin_memcpy(a->saddr, &saddr, 4);
+	__builtin_memcpy(a->daddr, &daddr, 4);
+	f.family = AF_INET;
+	f.l4 = a->proto;
+	__builtin_memcpy(f.saddr, &saddr, 4);
+	__builtin_memcpy(f.daddr, &daddr, 4);
+	if (!keep_flow(s, &f, 0))
+		return 0;
+	return finish(s);
+}
+ST_TRACEPOINT(fib_table_lookup, h_fib_table_lookup)
+
+static __always_inline int h_fib6_table_lookup(__u64 *ctx)
+{
+	const struct fib6_table *table = ARG(2, const struct fib6_table *);
+	const struct flowi6 *fl = ARG(3, const struct flowi6 *);
+	struct scratch *s = begin(ST_P_FIB6_TABLE_LOOKUP, true);
+	struct flow f = {};
+	if (!s || !fl)
+		return 0;
+	struct st_args_route *a = &s->ev.args.route;
+	a->table = table ? BPF_CORE_READ(table, tb6_id) : 0;
+	a->family = AF_INET6;
+	a->oif = BPF_CORE_READ(fl, __fl_common.flowic_oif);
+	a->iif = BPF_CORE_READ(fl, __fl_common.flowic_iif);
+	a->proto = BPF_CORE_READ(fl, __fl_common.flowic_proto);
+	BPF_CORE_READ_INTO(&a->saddr, fl, saddr);
+	BPF_CORE_READ_INTO(&a->daddr, fl, daddr);
+	f.family = AF_INET6;
+	f.l4 = a->proto;
+	__builtin_memcpy(f.saddr, a->saddr, 16);
+	__builtin_memcpy(f.daddr, a->daddr, 16);
+	if (!keep_flow(s, &f, 0))
+		return 0;
+	return finish(s);
+}
+ST_TRACEPOINT(fib6_table_lookup, h_fib6_table_lookup)
+
+static __always_inline struct scratch *neigh_event(__u16 probe, const struct neighbour *n)
+{
+	struct scratch *s = begin(probe, true);
+	if (!s || !n)
+		return NULL;
+	const struct net_device *dev = BPF_CORE_READ(n, dev);
+	struct st_args_route *a = &s->ev.args.route;
+	struct flow f = {};
+	if (dev) {
+		s->ev.ifindex = BPF_CORE_READ(dev, ifindex);
+		s->ev.netns = dev_netns(dev);
+	}
+	a->family = BPF_CORE_READ(n, tbl, family);
+	if (a->family == AF_INET)
+		bpf_probe_read_kernel(a->daddr, 4, &n->primary_key);
+	else if (a->family == AF_INET6)
+		bpf_probe_read_kernel(a->daddr, 16, &n->primary_key);
+	a->nud_state = BPF_CORE_READ(n, nud_state);
+	BPF_CORE_READ_INTO(&a->lladdr, n, ha);
+	if (!keep_flow(s, &f, dev))
+		return NULL;
+	return s;
+}
+
+static __always_inline int h_neigh_update(__u64 *ctx)
+{
+	struct scratch *s = neigh_event(ST_P_NEIGH_UPDATE, ARG(0, const struct neighbour *));
+	if (!s)
+		return 0;
+	s->ev.args.route.nud_state = (__u8)ctx[2];
+	return finish(s);
+}
+ST_TRACEPOINT(neigh_update, h_neigh_update)
+
+static __always_inline int h_neigh_event_send_dead(__u64 *ctx)
+{
+	struct scratch *s = neigh_event(ST_P_NEIGH_EVENT_SEND_DEAD, ARG(0, const struct neighbour *));
+	if (!s)
+		return 0;
+	s->ev.args.route.err = (__s32)ctx[1];
+	return finish(s);
+}
+ST_TRACEPOINT(neigh_event_send_dead, h_neigh_event_send_dead)
+
+/* ---- qdisc, xdp ---- */
+
+static __always_inline void fill_qdisc(struct st_args_dev *a, const struct Qdisc *q)
+{
+	if (!q)
+		return;
+	a->handle = BPF_CORE_READ(q, handle);
+	a->parent = BPF_CORE_READ(q, parent);
+	a->qlen = BPF_CORE_READ(q, q.qlen);
+	BPF_CORE_READ_STR_INTO(&a->kind, q, ops, id);
+}
+
+static __always_inline int h_qdisc_enqueue(__u64 *ctx)
+{
+	struct scratch *s = skb_event(ST_P_QDISC_ENQUEUE, ARG(2, const struct sk_buff *), false, false);
+	if (!s)
+		return 0;
+	fill_qdisc(&s->ev.args.dev, ARG(0, const struct Qdisc *));
+	return finish(s);
+}
+ST_TRACEPOINT(qdisc_enqueue, h_qdisc_enqueue)
+
+static __always_inline int h_qdisc_dequeue(__u64 *ctx)
+{
+	struct scratch *s = skb_event(ST_P_QDISC_DEQUEUE, ARG(3, const struct sk_buff *), false, false);
+	if (!s)
+		return 0;
+	fill_qdisc(&s->ev.args.dev, ARG(0, const struct Qdisc *));
+	s->ev.args.dev.rc = (__s32)ctx[2];
+	return finish(s);
+}
+ST_TRACEPOINT(qdisc_dequeue, h_qdisc_dequeue)
+
+static __always_inline int h_xdp_exception(__u64 *ctx)
+{
+	const struct net_device *dev = ARG(0, const struct net_device *);
+	const struct bpf_prog *prog = ARG(1, const struct bpf_prog *);
+	struct scratch *s = begin(ST_P_XDP_EXCEPTION, true);
+	struct flow f = {};
+	if (!s)
+		return 0;
+	if (dev) {
+		s->ev.ifindex = BPF_CORE_READ(dev, ifindex);
+		s->ev.netns = dev_netns(dev);
+	}
+	if (prog)
+		s->ev.args.dev.prog_id = BPF_CORE_READ(prog, aux, id);
+	s->ev.args.dev.rc = (__s32)ctx[2];
+	if (!keep_flow(s, &f, dev))
+		return 0;
+	return finish(s);
+}
+ST_TRACEPOINT(xdp_exception, h_xdp_exception)
+
+/* ---- tier 2: netfilter BPF links ---- */
+
+static __always_inline void read_tuple(struct st_ct_tuple *t, const struct nf_conntrack_tuple *src)
+{
+	BPF_CORE_READ_INTO(&t->src, src, src.u3);
+	BPF_CORE_READ_INTO(&t->dst, src, dst.u3);
+	t->sport = BPF_CORE_READ(src, src.u.all);
+	t->dport = BPF_CORE_READ(src, dst.u.all);
+	t->l3num = BPF_CORE_READ(src, src.l3num);
+	t->protonum = BPF_CORE_READ(src, dst.protonum);
+}
+
+/* What identifies the packet's state at a bracket: a NAT, a mark or a new conntrack entry changes it. */
+static __always_inline __u64 packet_sig(const struct sk_buff *skb)
+{
+	__u64 w[6] = {};
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	bpf_probe_read_kernel(&w, sizeof(w) - 8, head + nh); /* L3 header and the ports after it */
+	w[5] = BPF_CORE_READ(skb, mark) ^ ((__u64)BPF_CORE_READ(skb, _nfct) << 7);
+	__u64 h = 0xcbf29ce484222325ULL;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		h = (h ^ w[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static __always_inline int nf_bracket(struct bpf_nf_ctx *ctx, __u8 bracket, __s32 priority)
+{
+	const struct nf_hook_state *state = ctx->state;
+	const struct sk_buff *skb = ctx->skb;
+	__u32 zero = 0;
+	struct nf_last *last = bpf_map_lookup_elem(&nf_last_map, &zero);
+	if (!last || !skb || !state)
+		return NF_ACCEPT;
+
+	__u8 pf = BPF_CORE_READ(state, pf);
+	__u8 hook = BPF_CORE_READ(state, hook);
+	__u64 sig = packet_sig(skb);
+	bool same = last->skb == (__u64)skb && last->pf == pf && last->hook == hook;
+	bool changed = same && last->sig != sig;
+	last->skb = (__u64)skb;
+	last->sig = sig;
+	last->pf = pf;
+	last->hook = hook;
+	last->bracket = bracket;
+	/* one record where the packet enters a hook, and one wherever a table changed it */
+	if (same && !changed)
+		return NF_ACCEPT;
+
+	struct scratch *s = begin(ST_P_NF_BRACKET + bracket, false);
+	if (!s)
+		return NF_ACCEPT;
+	fill_skb(s, skb, false);
+	const struct net_device *in = BPF_CORE_READ(state, in);
+	const struct net_device *out = BPF_CORE_READ(state, out);
+	struct st_args_nf *a = &s->ev.args.nf;
+	a->pf = pf;
+	a->hook = hook;
+	a->bracket = bracket;
+	a->priority = priority;
+	a->in_ifindex = in ? BPF_CORE_READ(in, ifindex) : 0;
+	a->out_ifindex = out ? BPF_CORE_READ(out, ifindex) : 0;
+	s->ev.netns = BPF_CORE_READ(state, net, ns.inum);
+	if (!keep_skb(s, skb, false))
+		return NF_ACCEPT;
+
+	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+	const struct nf_conn *ct = (const void *)(nfct & ~7UL);
+	if (ct) {
+		s->ev.flags |= ST_F_CT;
+		a->ctinfo = nfct & 7;
+		a->ct_status = BPF_CORE_READ(ct, status);
+		if (bpf_core_field_exists(ct->mark))
+			a->ct_mark = BPF_CORE_READ(ct, mark);
+		read_tuple(&a->ct_orig, &ct->tuplehash[0].tuple);
+		read_tuple(&a->ct_reply, &ct->tuplehash[1].tuple);
+	}
+	finish(s);
+	return NF_ACCEPT;
+}
+
+/* One program per bracket: the priority is a constant of the program (netfilter links have no cookie). */
+#define ST_NF_PROGRAM(i, prio) \
+	SEC("netfilter") int nf_bracket_##i(struct bpf_nf_ctx *ctx) { return nf_bracket(ctx, i, prio); }
+
+ST_NF_PROGRAM(0, -1000)
+ST_NF_PROGRAM(1, -250)
+ST_NF_PROGRAM(2, -175)
+ST_NF_PROGRAM(3, -125)
+ST_NF_PROGRAM(4, -50)
+ST_NF_PROGRAM(5, 25)
+ST_NF_PROGRAM(6, 75)
+ST_NF_PROGRAM(7, 150)
