@@ -363,11 +363,29 @@ static __always_inline int finish(struct scratch *s)
 	return 0;
 }
 
+#define AF_UNIX 1
+#define AF_NETLINK 16
+
+/*
+ * Unix-domain and netlink sockets carry their messages in skbs too, with no protocol and no device.
+ * They are not network traffic: skipping them keeps a bundle about the network stack.
+ */
+static __always_inline bool local_ipc(const struct sk_buff *skb)
+{
+	if (BPF_CORE_READ(skb, protocol) != 0)
+		return false;
+	const struct sock *sk = BPF_CORE_READ(skb, sk);
+	if (!sk)
+		return false;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	return family == AF_UNIX || family == AF_NETLINK;
+}
+
 /* The common shape: an skb-carrying tracepoint. Returns the record to complete, or NULL to skip. */
 static __always_inline struct scratch *skb_event(__u16 probe, const struct sk_buff *skb, bool rx_path,
 						 bool freeing)
 {
-	if (!skb)
+	if (!skb || local_ipc(skb))
 		return NULL;
 	struct scratch *s = begin(probe, true);
 	if (!s)

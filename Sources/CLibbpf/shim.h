@@ -12,22 +12,122 @@ static inline int skbtrail_bpf_syscall(int cmd, void *attr, unsigned int size)
 	return (int)syscall(__NR_bpf, cmd, attr, size);
 }
 
-/* libbpf's print callback takes a va_list: format it here so Swift gets a plain string. */
+/* libbpf's print callback takes a va_list: format it here so Swift gets a plain string.
+ * skbtrail_log_line is defined in Swift with @_cdecl. */
 #include <stdio.h>
 #include <stdarg.h>
-typedef void (*skbtrail_log_fn)(int level, const char *line);
-static skbtrail_log_fn skbtrail_log_sink;
+extern void skbtrail_log_line(int level, const char *line);
 static int skbtrail_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
 	char buf[1024];
-	if (!skbtrail_log_sink)
-		return 0;
 	vsnprintf(buf, sizeof(buf), fmt, args);
-	skbtrail_log_sink((int)level, buf);
+	skbtrail_log_line((int)level, buf);
 	return 0;
 }
-static inline void skbtrail_set_libbpf_log(skbtrail_log_fn fn)
+static inline void skbtrail_capture_libbpf_log(void)
 {
-	skbtrail_log_sink = fn;
-	libbpf_set_print(fn ? skbtrail_libbpf_print : NULL);
+	libbpf_set_print(skbtrail_libbpf_print);
+}
+
+#include <string.h>
+#include <errno.h>
+
+/* Number of values of the enum `name` in `btf`, or -1 when the kernel has no such enum. */
+static inline int skbtrail_btf_enum_count(const struct btf *btf, const char *name)
+{
+	__s32 id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM);
+	if (id < 0)
+		id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM64);
+	if (id < 0)
+		return -1;
+	return btf_vlen(btf__type_by_id(btf, id));
+}
+
+/* The i-th value of enum `name`: its name (owned by btf) and value. Returns 0 on success. */
+static inline int skbtrail_btf_enum_at(const struct btf *btf, const char *name, int i,
+				       const char **out_name, long long *out_value)
+{
+	__s32 id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM);
+	if (id >= 0) {
+		const struct btf_type *t = btf__type_by_id(btf, id);
+		if (i < 0 || i >= btf_vlen(t))
+			return -1;
+		const struct btf_enum *e = btf_enum(t) + i;
+		*out_name = btf__name_by_offset(btf, e->name_off);
+		*out_value = btf_kflag(t) ? (long long)e->val : (long long)(unsigned)e->val;
+		return 0;
+	}
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM64);
+	if (id < 0)
+		return -1;
+	const struct btf_type *t = btf__type_by_id(btf, id);
+	if (i < 0 || i >= btf_vlen(t))
+		return -1;
+	const struct btf_enum64 *e = btf_enum64(t) + i;
+	*out_name = btf__name_by_offset(btf, e->name_off);
+	*out_value = (long long)btf_enum64_value(e);
+	return 0;
+}
+
+/* Whether `btf` has a type (any kind) called `name`: e.g. btf_trace_kfree_skb for tp_btf. */
+static inline int skbtrail_btf_has_type(const struct btf *btf, const char *name)
+{
+	return btf__find_by_name(btf, name) >= 0;
+}
+
+/* Offset of global variable `var` inside the object's .rodata, or -1. */
+static inline long skbtrail_rodata_offset(const struct bpf_object *obj, const char *var)
+{
+	const struct btf *btf = bpf_object__btf(obj);
+	if (!btf)
+		return -1;
+	__s32 id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+	if (id < 0)
+		return -1;
+	const struct btf_type *sec = btf__type_by_id(btf, id);
+	const struct btf_var_secinfo *vs = btf_var_secinfos(sec);
+	for (int i = 0; i < btf_vlen(sec); i++, vs++) {
+		const struct btf_type *v = btf__type_by_id(btf, vs->type);
+		if (strcmp(btf__name_by_offset(btf, v->name_off), var) == 0)
+			return vs->offset;
+	}
+	return -1;
+}
+
+/* BPF_LINK_CREATE for a netfilter program (kernel 6.4+). Returns the link fd or -errno. The attr
+ * layout (prog_fd, target_fd, attach_type, flags, then netfilter {pf, hooknum, priority, flags}) is
+ * the kernel's UAPI; Debian's headers predate it. */
+static inline int skbtrail_nf_link_create(int prog_fd, unsigned int attach_type, unsigned int pf,
+					  unsigned int hooknum, int priority)
+{
+	union {
+		struct {
+			__u32 prog_fd, target_fd, attach_type, flags;
+			__u32 pf, hooknum;
+			__s32 priority;
+			__u32 nf_flags;
+		} s;
+		char pad[128];
+	} attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.s.prog_fd = prog_fd;
+	attr.s.attach_type = attach_type;
+	attr.s.pf = pf;
+	attr.s.hooknum = hooknum;
+	attr.s.priority = priority;
+	int fd = (int)syscall(__NR_bpf, 28 /* BPF_LINK_CREATE */, &attr, sizeof(attr));
+	return fd < 0 ? -errno : fd;
+}
+
+/* Values of one per-CPU u64 slot, summed per CPU into out[0..ncpu). Returns 0 on success. */
+static inline int skbtrail_percpu_u64(int map_fd, __u32 key, __u64 *out, int ncpu)
+{
+	return bpf_map_lookup_elem(map_fd, &key, out);
+}
+
+/* setns(fd, CLONE_NEWNET) without _GNU_SOURCE: netfilter hooks are per namespace, so the recorder
+ * enters each one to create its links there. */
+static inline int skbtrail_enter_netns(int fd)
+{
+	return (int)syscall(__NR_setns, fd, 0x40000000 /* CLONE_NEWNET */);
 }

@@ -69,11 +69,13 @@ public struct ProbeRow: BundleRow, Equatable {
     public var family: Int?
     public var hook: Int?
     public var priority: Int?
+    public var netns: Int64?
     public var attached: Bool
     public var error: String?
 
     public init(probe: Int, name: String, tier: Int, kind: String, target: String, family: Int? = nil,
-                hook: Int? = nil, priority: Int? = nil, attached: Bool, error: String? = nil) {
+                hook: Int? = nil, priority: Int? = nil, netns: Int64? = nil, attached: Bool, error: String? = nil) {
+        self.netns = netns
         self.probe = probe
         self.name = name
         self.tier = tier

@@ -48,9 +48,10 @@ CREATE TABLE probe (
     family    INTEGER,                              -- netfilter: NFPROTO_IPV4 2 / NFPROTO_IPV6 10
     hook      INTEGER,                              -- netfilter hook number
     priority  INTEGER,                              -- netfilter priority
+    netns     INTEGER,                              -- netfilter: namespace of the hook (hooks are per netns)
     attached  INTEGER NOT NULL CHECK (attached IN (0, 1)),
     error     TEXT,                                 -- why it did not attach
-    UNIQUE (probe, family, hook)
+    UNIQUE (probe, family, hook, netns)
 );
 
 -- The running kernel's enum skb_drop_reason, from its BTF: numbers differ between kernels.

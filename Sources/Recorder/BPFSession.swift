@@ -1,0 +1,307 @@
+#if os(Linux)
+import CLibbpf
+import Foundation
+import Glibc
+import SkbtrailBundle
+import SkbtrailEvents
+
+/// libbpf's messages, collected so a failed load can name the program and the verifier's reason.
+nonisolated(unsafe) var libbpfLog: [String] = []
+
+@_cdecl("skbtrail_log_line")
+func skbtrailLogLine(_ level: Int32, _ line: UnsafePointer<CChar>?) {
+    guard let line, level < 2 /* LIBBPF_DEBUG */ else { return }
+    libbpfLog.append(String(cString: line).trimmingCharacters(in: .newlines))
+}
+
+struct RecorderError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The loaded BPF object, its links and the ring buffer. Owns every kernel resource it creates and
+/// releases them in `detach()`.
+final class BPFSession {
+    private let object: OpaquePointer
+    private var links: [OpaquePointer] = []
+    private var nfLinkFDs: [Int32] = []
+    private(set) var probes: [ProbeRow] = []
+    private var nfAttachedNetns = Set<UInt32>()
+    private let nfTypes: (prog: UInt32, attach: UInt32)?
+    let netfilterWanted: Bool
+    private let objectBytes: [UInt8]
+
+    /// Opens the embedded object, writes `config` into its .rodata, picks one flavour per tracepoint
+    /// from the kernel's BTF, and loads. Programs the kernel rejects are disabled and recorded.
+    static func load(config: st_config, ringBytes: UInt32, wanted: (String) -> Bool,
+                     pretendMissing: Set<String>) throws -> BPFSession {
+        var rejected: [String: String] = [:]
+        while true {
+            do {
+                return try BPFSession(config: config, ringBytes: ringBytes, wanted: wanted,
+                                      pretendMissing: pretendMissing, rejected: rejected)
+            } catch let retry as RetryLoad {
+                rejected = retry.rejected
+            }
+        }
+    }
+
+    private let rejected: [String: String]
+
+    private init(config: st_config, ringBytes: UInt32, wanted: (String) -> Bool, pretendMissing: Set<String>,
+                 rejected: [String: String]) throws {
+        self.rejected = rejected
+        guard let bytes = Data(base64Encoded: EmbeddedBPF.base64) else {
+            throw RecorderError("the embedded BPF object is damaged; rebuild skbtrail-record")
+        }
+        objectBytes = [UInt8](bytes)
+        skbtrail_capture_libbpf_log()
+        guard let vmlinux = btf__load_vmlinux_btf() else {
+            throw RecorderError("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): skbtrail-record needs a kernel built with CONFIG_DEBUG_INFO_BTF")
+        }
+        defer { btf__free(vmlinux) }
+        nfTypes = Self.netfilterTypes(vmlinux)
+        netfilterWanted = wanted("netfilter")
+
+        self.object = try Self.openObject(objectBytes, config: config, ringBytes: ringBytes)
+
+        // Choose programs: one flavour per wanted tracepoint, netfilter where the kernel has it.
+        var plan: [String: (probe: TracepointProbe, kind: String)] = [:]
+        var notAttempted: [ProbeRow] = []
+        for tp in tracepointProbes {
+            let chosen: String?
+            if !wanted(tp.name) && !wanted(tp.group) {
+                chosen = nil
+            } else if pretendMissing.contains(tp.name) {
+                chosen = nil
+                notAttempted.append(ProbeRow(probe: Int(tp.id), name: tp.name, tier: 1, kind: "tp_btf", target: tp.name,
+                                             attached: false, error: "tracepoint not in this kernel (simulated by --pretend-missing)"))
+            } else if skbtrail_btf_has_type(vmlinux, "btf_trace_\(tp.name)") != 0 {
+                chosen = "tp_btf"
+            } else {
+                chosen = "raw_tp"
+            }
+            if let chosen { plan["\(chosen == "tp_btf" ? "btf" : "raw")_\(tp.name)"] = (tp, chosen) }
+        }
+        var program: OpaquePointer? = nil
+        while let prog = bpf_object__next_program(object, program) {
+            program = prog
+            let name = String(cString: bpf_program__name(prog))
+            let section = String(cString: bpf_program__section_name(prog))
+            if section == "netfilter" {
+                if let types = nfTypes, netfilterWanted {
+                    bpf_program__set_type(prog, bpf_prog_type(rawValue: types.prog))
+                    bpf_program__set_expected_attach_type(prog, bpf_attach_type(rawValue: types.attach))
+                } else {
+                    bpf_program__set_autoload(prog, false)
+                }
+            } else {
+                bpf_program__set_autoload(prog, plan[name] != nil)
+            }
+            if rejected[name] != nil { bpf_program__set_autoload(prog, false) }
+        }
+        if netfilterWanted && nfTypes == nil {
+            notAttempted.append(ProbeRow(probe: Int(ST_P_NF_BRACKET.rawValue), name: "netfilter", tier: 2, kind: "netfilter",
+                                         target: "all hooks", attached: false,
+                                         error: "this kernel has no netfilter BPF links (BPF_PROG_TYPE_NETFILTER needs Linux 6.4+); drops in netfilter are attributed from kfree_skb alone"))
+        }
+
+        // Load; a program the verifier rejects is disabled and the object is opened again without it
+        // (libbpf cannot retry a failed load on the same object).
+        libbpfLog.removeAll()
+        if bpf_object__load(object) != 0 {
+            guard let bad = Self.failedProgram(libbpfLog), rejected[bad] == nil, rejected.count < 64 else {
+                throw RecorderError("the kernel refused to load skbtrail's BPF programs: \(libbpfLog.suffix(4).joined(separator: " | "))")
+            }
+            var more = rejected
+            more[bad] = libbpfLog.filter { !$0.isEmpty }.suffix(2).joined(separator: " | ")
+            throw RetryLoad(rejected: more)
+        }
+        probes = notAttempted
+        for (progName, entry) in plan.sorted(by: { $0.value.probe.id < $1.value.probe.id }) {
+            var row = ProbeRow(probe: Int(entry.probe.id), name: entry.probe.name, tier: 1, kind: entry.kind,
+                               target: "\(entry.probe.group):\(entry.probe.name)", attached: false)
+            if let why = rejected[progName] {
+                row.error = "the verifier rejected it: \(why)"
+            } else if let prog = bpf_object__find_program_by_name(object, progName), let link = bpf_program__attach(prog) {
+                links.append(link)
+                row.attached = true
+            } else {
+                row.error = "attach failed: \(String(cString: strerror(errno)))"
+            }
+            probes.append(row)
+        }
+    }
+
+    struct RetryLoad: Error { var rejected: [String: String] }
+
+    /// Opens the embedded object and writes `config` into its .rodata (read by the programs as `cfg`).
+    static func openObject(_ bytes: [UInt8], config: st_config, ringBytes: UInt32) throws -> OpaquePointer {
+        var opened: OpaquePointer?
+        bytes.withUnsafeBytes { raw in
+            var opts = bpf_object_open_opts()
+            opts.sz = MemoryLayout<bpf_object_open_opts>.size
+            opened = "skbtrail".withCString { name in
+                opts.object_name = name
+                return bpf_object__open_mem(raw.baseAddress, raw.count, &opts)
+            }
+        }
+        guard let object = opened else {
+            throw RecorderError("libbpf cannot open the embedded BPF object: \(libbpfLog.suffix(3).joined(separator: "; "))")
+        }
+        // Settings go into .rodata before load: the verifier then prunes the unused filter code.
+        let offset = skbtrail_rodata_offset(object, "cfg")
+        var size = 0
+        guard let rodata = bpf_object__find_map_by_name(object, ".rodata"), offset >= 0,
+              let initial = bpf_map__initial_value(rodata, &size),
+              offset + MemoryLayout<st_config>.size <= size else {
+            bpf_object__close(object)
+            throw RecorderError("the embedded BPF object has no `cfg` settings in .rodata: rebuild skbtrail-record")
+        }
+        var cfg = config
+        memcpy(UnsafeMutableRawPointer(mutating: initial) + offset, &cfg, MemoryLayout<st_config>.size)
+        if let ring = bpf_object__find_map_by_name(object, "events") {
+            bpf_map__set_max_entries(ring, ringBytes)
+        }
+        return object
+    }
+
+    /// Loads every program of the object, both tracepoint flavours and the netfilter programs, through
+    /// the verifier without attaching anything. Returns each program and the verifier's verdict.
+    static func verifyAll(config: st_config) throws -> [(program: String, error: String?)] {
+        guard let bytes = Data(base64Encoded: EmbeddedBPF.base64) else {
+            throw RecorderError("the embedded BPF object is damaged; rebuild skbtrail-record")
+        }
+        skbtrail_capture_libbpf_log()
+        let nf = btf__load_vmlinux_btf().map { btf in defer { btf__free(btf) }; return netfilterTypes(btf) } ?? nil
+        var rejected: [String: String] = [:]
+        while true {
+            let object = try openObject([UInt8](bytes), config: config, ringBytes: 1 << 20)
+            defer { bpf_object__close(object) }
+            var names: [String] = []
+            var program: OpaquePointer? = nil
+            while let prog = bpf_object__next_program(object, program) {
+                program = prog
+                let name = String(cString: bpf_program__name(prog))
+                names.append(name)
+                if String(cString: bpf_program__section_name(prog)) == "netfilter" {
+                    if let nf {
+                        bpf_program__set_type(prog, bpf_prog_type(rawValue: nf.prog))
+                        bpf_program__set_expected_attach_type(prog, bpf_attach_type(rawValue: nf.attach))
+                    } else {
+                        rejected[name] = "this kernel has no BPF_PROG_TYPE_NETFILTER"
+                    }
+                }
+                bpf_program__set_autoload(prog, rejected[name] == nil)
+            }
+            libbpfLog.removeAll()
+            if bpf_object__load(object) == 0 {
+                return names.map { ($0, rejected[$0]) }
+            }
+            guard let bad = failedProgram(libbpfLog), rejected[bad] == nil else {
+                throw RecorderError("the kernel refused the BPF object: \(libbpfLog.suffix(4).joined(separator: " | "))")
+            }
+            rejected[bad] = libbpfLog.filter { !$0.isEmpty }.suffix(3).joined(separator: " | ")
+        }
+    }
+
+    static func failedProgram(_ log: [String]) -> String? {
+        for line in log.reversed() {
+            guard let start = line.range(of: "prog '") else { continue }
+            let rest = line[start.upperBound...]
+            if let end = rest.firstIndex(of: "'") { return String(rest[..<end]) }
+        }
+        return nil
+    }
+
+    static func netfilterTypes(_ btf: OpaquePointer) -> (prog: UInt32, attach: UInt32)? {
+        func value(_ enumName: String, _ valueName: String) -> UInt32? {
+            let n = skbtrail_btf_enum_count(btf, enumName)
+            guard n > 0 else { return nil }
+            for i in 0..<n {
+                var name: UnsafePointer<CChar>?
+                var v: Int64 = 0
+                if skbtrail_btf_enum_at(btf, enumName, i, &name, &v) == 0, let name, String(cString: name) == valueName {
+                    return UInt32(v)
+                }
+            }
+            return nil
+        }
+        guard let prog = value("bpf_prog_type", "BPF_PROG_TYPE_NETFILTER"),
+              let attach = value("bpf_attach_type", "BPF_NETFILTER") else { return nil }
+        return (prog, attach)
+    }
+
+    /// Attaches the netfilter brackets inside `netns` (hooks are per namespace): every hook of IPv4
+    /// and IPv6 at every bracket priority. Safe to call again for the same namespace.
+    func attachNetfilter(in netns: Netns) {
+        guard netfilterWanted, nfTypes != nil, !nfAttachedNetns.contains(netns.inode) else { return }
+        nfAttachedNetns.insert(netns.inode)
+        let own = open("/proc/self/ns/net", O_RDONLY)
+        let target = open(netns.path, O_RDONLY)
+        defer {
+            if own >= 0 { skbtrail_enter_netns(own); close(own) }
+            if target >= 0 { close(target) }
+        }
+        var enterError: String? = nil
+        if target < 0 || skbtrail_enter_netns(target) != 0 {
+            enterError = "cannot enter network namespace \(netns.name ?? String(netns.inode)): \(String(cString: strerror(errno)))"
+        }
+        for (index, priority) in BundleFormat.nfBracketPriorities.enumerated() {
+            let prog = bpf_object__find_program_by_name(object, "nf_bracket_\(index)")
+            let fd = prog.map { bpf_program__fd($0) } ?? -1
+            for family in nfFamilies {
+                for (hook, hookName) in nfHookNames.enumerated() {
+                    var row = ProbeRow(probe: Int(ST_P_NF_BRACKET.rawValue) + index,
+                                       name: "nf:\(family.name):\(hookName):\(priority)", tier: 2, kind: "netfilter",
+                                       target: "\(family.name) \(hookName)", family: Int(family.pf), hook: hook,
+                                       priority: Int(priority), netns: Int64(netns.inode), attached: false)
+                    if let enterError {
+                        row.error = enterError
+                    } else if fd < 0 {
+                        row.error = "the verifier rejected nf_bracket_\(index): \(rejected["nf_bracket_\(index)"] ?? "unknown reason")"
+                    } else {
+                        let link = skbtrail_nf_link_create(fd, nfTypes!.attach, family.pf, UInt32(hook), priority)
+                        if link >= 0 {
+                            nfLinkFDs.append(link)
+                            row.attached = true
+                        } else {
+                            row.error = "BPF_LINK_CREATE failed: \(String(cString: strerror(-link)))"
+                        }
+                    }
+                    probes.append(row)
+                }
+            }
+        }
+    }
+
+    func mapFD(_ name: String) -> Int32 {
+        bpf_object__find_map_by_name(object, name).map { bpf_map__fd($0) } ?? -1
+    }
+
+    /// Events the kernel side dropped because the ring buffer was full, per CPU.
+    func lostPerCPU() -> [Int: UInt64] {
+        let fd = mapFD("lost")
+        let cpus = Kernel.possibleCPUs
+        var values = [UInt64](repeating: 0, count: cpus)
+        var key: UInt32 = 0
+        guard fd >= 0, bpf_map_lookup_elem(fd, &key, &values) == 0 else { return [:] }
+        var result: [Int: UInt64] = [:]
+        for (cpu, n) in values.enumerated() where n > 0 { result[cpu] = n }
+        return result
+    }
+
+    /// Stops every probe: tracepoint links and netfilter links.
+    func detach() {
+        for link in links { bpf_link__destroy(link) }
+        links.removeAll()
+        for fd in nfLinkFDs { close(fd) }
+        nfLinkFDs.removeAll()
+    }
+
+    deinit {
+        detach()
+        bpf_object__close(object)
+    }
+}
+#endif

@@ -1,0 +1,291 @@
+#if os(Linux)
+import CLibbpf
+import Foundation
+import Glibc
+import SkbtrailBundle
+import SkbtrailEvents
+
+/// The signal that asked the recorder to stop, or 0.
+nonisolated(unsafe) var stopSignal: Int32 = 0
+
+/// One recording: load, attach, stream into the bundle, stop, write the metadata, detach.
+struct Recorder {
+    let options: Record
+
+    func run() throws {
+        guard geteuid() == 0 else {
+            throw RecorderError("loading eBPF programs needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN): run it with sudo.")
+        }
+        let snaplen = options.snaplen
+        var filters = CaptureFilters(
+            saddr: options.filters.saddr, daddr: options.filters.daddr, addr: options.filters.addr,
+            sport: options.filters.sport, dport: options.filters.dport, port: options.filters.port,
+            proto: options.filters.proto, netns: options.filters.netns, ifname: options.filters.ifname,
+            pid: options.filters.pid)
+        if let netns = filters.netns { filters.netnsInode = try CaptureFilters.resolveNetns(netns) }
+        let config = try filters.config(snaplen: snaplen, wakeupBytes: UInt32(options.ringSize << 20) / 4)
+
+        if options.check { return try check(config: config) }
+
+        let include = options.probes.map { Set($0.split(separator: ",").map(String.init)) }
+        let exclude = Set((options.excludeProbes ?? "").split(separator: ",").map(String.init))
+        let wanted: (String) -> Bool = { name in
+            !exclude.contains(name) && (include == nil || include!.contains(name))
+        }
+        let wantedProbe: (String) -> Bool = { name in
+            if let tp = tracepointProbes.first(where: { $0.name == name }) {
+                return wanted(name) && wanted(tp.group) || (include?.contains(name) ?? false) && !exclude.contains(name)
+            }
+            return wanted(name)
+        }
+        let pretend = Set((options.pretendMissing ?? "").split(separator: ",").map(String.init))
+        let maxSize = try options.limits.maxSizeBytes()
+
+        // The recording row first: a bundle is readable from its first committed chunk on.
+        let host = Kernel.uname()
+        let rootInode = Kernel.inode(of: "/proc/1/ns/net")
+        let filtersJSON = String(decoding: (try? JSONEncoder().encode(filters)) ?? Data("{}".utf8), as: UTF8.self)
+        let commandJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: CommandLine.arguments)) ?? Data("[]".utf8), as: UTF8.self)
+        let recording = Recording(
+            formatVersion: BundleFormat.version, recorderVersion: recorderVersion, uuid: UUID().uuidString.lowercased(),
+            commandLine: commandJSON, filters: filtersJSON, host: host.host, kernelRelease: host.release,
+            kernelVersion: host.version, machine: host.machine, byteOrder: "little",
+            bootToUnixNs: Kernel.bootToUnixNs(), codec: options.zstdLevel == 0 ? "none" : "zstd",
+            codecLevel: options.zstdLevel, snaplen: snaplen, eventSize: BundleFormat.eventSize,
+            startedNs: Kernel.bootNs())
+
+        let session = try BPFSession.load(config: config, ringBytes: UInt32(options.ringSize << 20),
+                                          wanted: wantedProbe, pretendMissing: pretend)
+        let writer = try BundleWriter(path: options.output, recording: recording)
+        let namespaces = filters.netnsInode.map { inode in Netns.all().filter { $0.inode == inode } } ?? Netns.all()
+        for ns in namespaces { session.attachNetfilter(in: ns) }
+        if let inode = filters.netnsInode, namespaces.isEmpty {
+            warn("netfilter hooks are per namespace and namespace \(inode) has no name under /run/netns: only tracepoints record it")
+        }
+
+        // Kernel facts a reader elsewhere needs, written before any event.
+        try writer.writeProbes(session.probes)
+        try writeKernelEnums(writer)
+        try writer.writeSnapshot(MachineSnapshotter.take(phase: "start", namespaces: namespaces, rootInode: rootInode))
+
+        let sink = ChunkSink(writer: writer, chunkBytes: options.chunkSize << 10, maxEvents: options.limits.maxEvents)
+        let ringFD = session.mapFD("events")
+        let context = Unmanaged.passUnretained(sink).toOpaque()
+        guard let ring = ring_buffer__new(ringFD, { ctx, data, size in
+            guard let ctx, let data else { return 0 }
+            Unmanaged<ChunkSink>.fromOpaque(ctx).takeUnretainedValue().add(data, size)
+            return 0
+        }, context, nil) else {
+            throw RecorderError("cannot open the BPF ring buffer: \(String(cString: strerror(errno)))")
+        }
+        defer { ring_buffer__free(ring) }
+
+        let attached = session.probes.filter(\.attached).count
+        let failed = session.probes.count - attached
+        if !options.quiet {
+            var line = "skbtrail-record: recording into \(options.output): \(attached) probes attached"
+            if failed > 0 { line += ", \(failed) not (see `skbtrail info \(options.output)`)" }
+            warn(line)
+        }
+
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { stopSignal = $0 }
+        }
+        let child = try options.command.isEmpty ? nil : spawn(options.command)
+
+        // The loop: drain the ring, check limits, keep the status line fresh.
+        let start = Date()
+        let status = StatusLine(enabled: !options.quiet)
+        var reason = ""
+        var lastRescan = Date()
+        var childStatus: Int32? = nil
+        while true {
+            let n = ring_buffer__poll(ring, 100)
+            if n < 0 && n != -EINTR {
+                throw RecorderError("reading the BPF ring buffer failed: \(String(cString: strerror(-n)))")
+            }
+            ring_buffer__consume(ring) // lazy wake-ups: data may wait without an epoll event
+            if stopSignal != 0 { reason = "signal \(signalName(stopSignal))"; break }
+            if let error = sink.error { reason = "write error: \(error)"; break }
+            if let d = options.limits.duration, Date().timeIntervalSince(start) >= d { reason = "duration \(d)s"; break }
+            if sink.limitReached { reason = "max events \(sink.maxEvents ?? 0)"; break }
+            if let maxSize, sink.committed.stored >= maxSize { reason = "max size \(options.limits.maxSize ?? "")"; break }
+            if let pid = child {
+                var st: Int32 = 0
+                if waitpid(pid, &st, WNOHANG) == pid {
+                    childStatus = st
+                    reason = exitDescription(st)
+                    break
+                }
+            }
+            if Date().timeIntervalSince(sink.lastFlush) >= 1 { sink.flush() }
+            if filters.netnsInode == nil, Date().timeIntervalSince(lastRescan) >= 1 {
+                lastRescan = Date()
+                for ns in Netns.all() { session.attachNetfilter(in: ns) }
+            }
+            status.update(events: sink.events, lost: session.lostPerCPU().values.reduce(0, +),
+                          stored: sink.committed.stored, raw: sink.rawBytes, elapsed: Date().timeIntervalSince(start))
+        }
+        if childStatus == nil && child != nil { reason += stopChild(child!) }
+        // Events still in flight when the command exits: give the softirqs a moment, then detach.
+        if childStatus != nil { _ = ring_buffer__poll(ring, 50) }
+        session.detach()
+        ring_buffer__consume(ring)
+        sink.flush()
+        sink.drain()
+        status.finish()
+
+        // The end of the recording: losses, symbols, the snapshot again, then a self-contained file.
+        let lost = session.lostPerCPU()
+        try writer.writeLost(lost)
+        try writer.writeProbes(session.probes)
+        let symbols = KernelSymbols()
+        try writer.writeSymbols(sink.locations.sorted().compactMap { address in
+            symbols.resolve(address).map { SymbolRow(address: address, name: $0.name, offset: $0.offset) }
+        })
+        var endNamespaces = Netns.all()
+        if let inode = filters.netnsInode { endNamespaces = endNamespaces.filter { $0.inode == inode } }
+        var endSnapshot = MachineSnapshotter.take(phase: "end", namespaces: endNamespaces, rootInode: rootInode)
+        let known = Set(endSnapshot.netns.map(\.inode)).union(namespaces.map { Int64($0.inode) })
+        for inode in sink.netnsSeen where !known.contains(Int64(inode)) {
+            endSnapshot.netns.append(NetnsRow(inode: Int64(inode), name: nil, isRoot: inode == rootInode))
+        }
+        try writer.writeSnapshot(endSnapshot)
+        if let error = sink.error {
+            try? writer.finish(endedNs: UInt64(Kernel.bootNs()), reason: reason)
+            throw RecorderError("writing \(options.output) failed: \(error). The bundle keeps the \(sink.committed.chunks) chunks written before.")
+        }
+        try writer.finish(endedNs: UInt64(Kernel.bootNs()), reason: reason)
+
+        let totalLost = lost.values.reduce(0, +)
+        if !options.quiet {
+            let perEvent = sink.events > 0 ? Double(writer.storedBytes) / Double(sink.events) : 0
+            warn(String(format: "skbtrail-record: stopped (%@): %d events in %d chunks, %@ stored (%.1f B/event, %.1fx), %llu lost",
+                        reason, sink.events, writer.chunks, formatBytes(writer.storedBytes), perEvent,
+                        writer.storedBytes > 0 ? Double(writer.rawBytes) / Double(writer.storedBytes) : 0, totalLost))
+        }
+    }
+
+    /// --check: load every program through the verifier and print each verdict.
+    func check(config: st_config) throws {
+        let results = try BPFSession.verifyAll(config: config)
+        var bad = 0
+        for (program, error) in results {
+            if let error {
+                bad += 1
+                print("REJECTED \(program): \(error)")
+            } else {
+                print("ok       \(program)")
+            }
+        }
+        print("\(results.count - bad) of \(results.count) BPF programs passed the verifier")
+        if bad > 0 { throw RecorderError("\(bad) BPF programs were rejected by this kernel's verifier") }
+    }
+
+    func writeKernelEnums(_ writer: BundleWriter) throws {
+        guard let btf = btf__load_vmlinux_btf() else { return }
+        defer { btf__free(btf) }
+        func values(_ enumName: String, dropping prefix: String) -> [EnumName] {
+            let n = skbtrail_btf_enum_count(btf, enumName)
+            guard n > 0 else { return [] }
+            return (0..<n).compactMap { i in
+                var name: UnsafePointer<CChar>?
+                var value: Int64 = 0
+                guard skbtrail_btf_enum_at(btf, enumName, i, &name, &value) == 0, let name else { return nil }
+                var text = String(cString: name)
+                if text.hasPrefix(prefix) { text.removeFirst(prefix.count) }
+                return EnumName(value: value, name: text)
+            }
+        }
+        try writer.writeEnum(table: "drop_reason", values("skb_drop_reason", dropping: "SKB_DROP_REASON_"))
+        try writer.writeEnum(table: "rst_reason", values("sk_rst_reason", dropping: "SK_RST_REASON_"))
+    }
+
+    func spawn(_ command: [String]) throws -> pid_t {
+        var pid = pid_t()
+        let argv = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let rc = posix_spawnp(&pid, command[0], nil, nil, argv, environ)
+        guard rc == 0 else {
+            throw RecorderError("cannot run \(command[0]): \(String(cString: strerror(rc))). Check the command after --.")
+        }
+        return pid
+    }
+
+    /// Ends the command the recorder started: SIGTERM, then SIGKILL after two seconds.
+    func stopChild(_ pid: pid_t) -> String {
+        kill(pid, SIGTERM)
+        var st: Int32 = 0
+        for _ in 0..<20 {
+            if waitpid(pid, &st, WNOHANG) == pid { return "; command stopped" }
+            usleep(100_000)
+        }
+        kill(pid, SIGKILL)
+        waitpid(pid, &st, 0)
+        return "; command killed"
+    }
+
+    func exitDescription(_ status: Int32) -> String {
+        let sig = status & 0x7f
+        return sig == 0 ? "command exited \((status >> 8) & 0xff)" : "command killed by \(signalName(sig))"
+    }
+}
+
+func signalName(_ sig: Int32) -> String {
+    switch sig {
+    case SIGINT: return "SIGINT"
+    case SIGTERM: return "SIGTERM"
+    case SIGHUP: return "SIGHUP"
+    case SIGKILL: return "SIGKILL"
+    default: return "signal \(sig)"
+    }
+}
+
+func warn(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+func formatBytes(_ n: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB"]
+    var value = Double(n)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+    return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+}
+
+/// The live status line: rewritten in place on a terminal, a line every 5 s otherwise.
+final class StatusLine {
+    private let enabled: Bool
+    private let tty = isatty(2) != 0
+    private var last = Date.distantPast
+    private var lastEvents = 0
+    private var lastTime = Date()
+    private var rate = 0.0
+    private var shown = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(events: Int, lost: UInt64, stored: Int, raw: Int, elapsed: Double) {
+        guard enabled else { return }
+        let now = Date()
+        let interval = tty ? 0.5 : 5.0
+        guard now.timeIntervalSince(last) >= interval else { return }
+        let dt = now.timeIntervalSince(lastTime)
+        if dt > 0 { rate = Double(events - lastEvents) / dt }
+        lastEvents = events
+        lastTime = now
+        last = now
+        let text = String(format: "%.0fs  %d events  %.0f/s  %llu lost  %@ written", elapsed, events, rate, lost, formatBytes(stored))
+        if tty {
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+            shown = true
+        } else {
+            warn("skbtrail-record: \(text)")
+        }
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+#endif

@@ -1,0 +1,106 @@
+#if os(Linux)
+import Foundation
+import SkbtrailBundle
+
+/// A network namespace the recorder can see: the one it runs in, or a named one under /run/netns.
+struct Netns: Hashable {
+    var name: String?   // nil for the recorder's own namespace
+    var inode: UInt32
+    var path: String
+
+    /// Command prefix that runs a tool inside this namespace.
+    var exec: [String] { name.map { ["ip", "netns", "exec", $0] } ?? [] }
+
+    static func own() -> Netns? {
+        Kernel.inode(of: "/proc/self/ns/net").map { Netns(name: nil, inode: $0, path: "/proc/self/ns/net") }
+    }
+
+    static func named() -> [Netns] {
+        let dir = "/run/netns"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.sorted().compactMap { name in
+            Kernel.inode(of: "\(dir)/\(name)").map { Netns(name: name, inode: $0, path: "\(dir)/\(name)") }
+        }
+    }
+
+    /// The recorder's namespace first, then every named one (a named one may be the same namespace).
+    static func all() -> [Netns] {
+        var seen = Set<UInt32>()
+        var result: [Netns] = []
+        for ns in [own()].compactMap({ $0 }) + named() where seen.insert(ns.inode).inserted {
+            result.append(ns)
+        }
+        return result
+    }
+}
+
+/// Takes the metadata snapshot that makes a bundle analyzable on another machine.
+enum MachineSnapshotter {
+    static let sysctlPattern =
+        #"^net\.(ipv4\.(ip_forward|ip_default_ttl|conf\.[^.]+\.(rp_filter|forwarding|accept_local|log_martians)|tcp_(syncookies|max_syn_backlog|rmem|wmem|be_liberal))|ipv6\.conf\.[^.]+\.(forwarding|disable_ipv6)|core\.(netdev_max_backlog|rmem_max|rmem_default|wmem_max|somaxconn)|netfilter\.nf_conntrack_(max|count|tcp_be_liberal|tcp_loose))$"#
+
+    static func take(phase: String, namespaces: [Netns], rootInode: UInt32?) -> MachineSnapshot {
+        var snap = MachineSnapshot()
+        for ns in namespaces {
+            let inode = Int64(ns.inode)
+            snap.netns.append(NetnsRow(inode: inode, name: ns.name, isRoot: ns.inode == rootInode))
+            if let json = runTool(ns.exec + ["ip", "-j", "-d", "link", "show"]) {
+                snap.interfaces += parseLinks(json, netns: inode)
+            }
+            if let json = runTool(ns.exec + ["ip", "-j", "addr", "show"]) {
+                snap.addresses += parseAddresses(json, netns: inode)
+            }
+            let texts: [(String, [String])] = [
+                ("ip-link", ["ip", "-d", "link", "show"]),
+                ("ip-addr", ["ip", "addr", "show"]),
+                ("ip-route", ["ip", "route", "show", "table", "all"]),
+                ("ip6-route", ["ip", "-6", "route", "show", "table", "all"]),
+                ("ip-rule", ["ip", "rule", "show"]),
+                ("ip-neigh", ["ip", "neigh", "show"]),
+                ("iptables-save", ["iptables-save"]),
+                ("ip6tables-save", ["ip6tables-save"]),
+                ("nft", ["nft", "list", "ruleset"]),
+                ("tc-qdisc", ["tc", "qdisc", "show"]),
+                ("sysctl", ["sysctl", "-e", "-a", "--pattern", sysctlPattern]),
+            ]
+            for (source, command) in texts {
+                guard let text = runTool(ns.exec + command) else { continue }
+                snap.snapshots.append(SnapshotRow(netns: inode, phase: phase, source: source, content: text))
+                if source == "sysctl" {
+                    for line in text.split(separator: "\n") {
+                        let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                        if parts.count == 2 { snap.sysctls.append(SysctlRow(netns: inode, name: parts[0], value: parts[1])) }
+                    }
+                }
+            }
+        }
+        return snap
+    }
+
+    static func parseLinks(_ json: String, netns: Int64) -> [InterfaceRow] {
+        guard let links = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] else { return [] }
+        return links.compactMap { link in
+            guard let index = link["ifindex"] as? Int, let name = link["ifname"] as? String else { return nil }
+            let kind = (link["linkinfo"] as? [String: Any])?["info_kind"] as? String
+            let flags = (link["flags"] as? [String]).flatMap { try? JSONSerialization.data(withJSONObject: $0) }
+                .map { String(decoding: $0, as: UTF8.self) }
+            return InterfaceRow(netns: netns, ifindex: index, name: name, kind: kind, mac: link["address"] as? String,
+                                mtu: link["mtu"] as? Int, flags: flags, master: link["master"] as? String)
+        }
+    }
+
+    static func parseAddresses(_ json: String, netns: Int64) -> [AddressRow] {
+        guard let links = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] else { return [] }
+        var rows: [AddressRow] = []
+        for link in links {
+            guard let index = link["ifindex"] as? Int else { continue }
+            for info in link["addr_info"] as? [[String: Any]] ?? [] {
+                guard let family = info["family"] as? String, family == "inet" || family == "inet6",
+                      let local = info["local"] as? String, let prefix = info["prefixlen"] as? Int else { continue }
+                rows.append(AddressRow(netns: netns, ifindex: index, family: family, address: local, prefixlen: prefix))
+            }
+        }
+        return rows
+    }
+}
+#endif

@@ -1,1 +1,0 @@
-print(EmbeddedBPF.base64.count)
