@@ -78,7 +78,10 @@ let package = Package(
             ],
             plugins: ["EmbedPlugin"]
         ),
-        .testTarget(name: "BundleTests", dependencies: ["SkbtrailBundle"]),
+        .testTarget(
+            name: "BundleTests",
+            dependencies: ["SkbtrailBundle", "SkbtrailEvents", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "AnalyzerTests",
             dependencies: ["SkbtrailAnalysis", "Analyzer"]
