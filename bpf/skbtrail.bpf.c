@@ -58,14 +58,16 @@ struct {
 
 /*
  * skbs that matched the capture filters once: they stay tracked until freed, so a packet is followed
- * through NAT and encapsulation after its headers stop matching (nettrace's behaviour). LRU: a lost
- * free event cannot leak an entry forever.
+ * through NAT and encapsulation after its headers stop matching (nettrace's behaviour). The value is the
+ * skb's data buffer (skb->head): some free paths have no tracepoint (__kfree_skb in TCP receive), so an
+ * address can come back as a new skb without a free in between; a different head tells them apart. LRU:
+ * entries of skbs freed unseen age out.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u8);
+	__type(value, __u64);
 } tracked SEC(".maps");
 
 /*
@@ -323,21 +325,24 @@ static __always_inline bool keep_skb(struct scratch *s, const struct sk_buff *sk
 	if (!cfg.filters)
 		return true;
 	__u64 key = (__u64)skb;
-	if (bpf_map_lookup_elem(&tracked, &key)) {
+	__u64 *head = bpf_map_lookup_elem(&tracked, &key);
+	if (head && *head == s->ev.head) {
 		s->ev.flags |= ST_F_TRACKED;
 		if (freeing)
 			bpf_map_delete_elem(&tracked, &key);
 		return true;
 	}
+	/* not tracked, or a new skb at an address whose free was not seen: judge it on its own */
 	struct flow f = {};
 	flow_from_packet(&f, s, s->ev.protocol);
-	if (!flow_matches(&f, s->ev.netns, BPF_CORE_READ(skb, dev), s->ev.protocol))
-		return false;
-	if (!freeing) {
-		__u8 one = 1;
-		bpf_map_update_elem(&tracked, &key, &one, BPF_ANY);
+	bool match = flow_matches(&f, s->ev.netns, BPF_CORE_READ(skb, dev), s->ev.protocol);
+	if (match && !freeing) {
+		__u64 value = s->ev.head;
+		bpf_map_update_elem(&tracked, &key, &value, BPF_ANY);
+	} else if (head) {
+		bpf_map_delete_elem(&tracked, &key);
 	}
-	return true;
+	return match;
 }
 
 /* Records without a packet (sockets, routes, neighbours) pass the filters on what they do carry. */
@@ -464,10 +469,8 @@ static __always_inline int h_net_dev_xmit(__u64 *ctx)
 	const struct net_device *dev = ARG(2, const struct net_device *);
 	struct scratch *s;
 
-	if (cfg.filters) {
-		if (!bpf_map_lookup_elem(&tracked, &skb))
-			return 0;
-	}
+	if (cfg.filters && !bpf_map_lookup_elem(&tracked, &skb))
+		return 0;
 	s = begin(ST_P_NET_DEV_XMIT, true);
 	if (!s)
 		return 0;
