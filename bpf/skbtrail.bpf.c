@@ -101,6 +101,13 @@ struct flow {
 	__u8 l4;
 };
 
+/*
+ * Field reads: a plain (CO-RE relocated) load where the verifier knows the pointer's BTF type (tp_btf
+ * and netfilter programs), bpf_probe_read_kernel otherwise. Plain loads cost a fraction of a helper call.
+ */
+#define R(btf, p, f) ((btf) ? (p)->f : BPF_CORE_READ(p, f))
+#define R2(btf, p, f, g) ((btf) ? (p)->f->g : BPF_CORE_READ(p, f, g))
+
 static __always_inline struct scratch *get_scratch(void)
 {
 	__u32 zero = 0;
@@ -115,18 +122,18 @@ static __always_inline void count_lost(void)
 		__sync_fetch_and_add(n, 1);
 }
 
-static __always_inline __u32 dev_netns(const struct net_device *dev)
+static __always_inline __u32 dev_netns(const bool btf, const struct net_device *dev)
 {
 	if (!dev)
 		return 0;
-	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return R2(btf, dev, nd_net.net, ns.inum);
 }
 
-static __always_inline __u32 sk_netns(const struct sock *sk)
+static __always_inline __u32 sk_netns(const bool btf, const struct sock *sk)
 {
 	if (!sk)
 		return 0;
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return R2(btf, sk, __sk_common.skc_net.net, ns.inum);
 }
 
 static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, __u8 family)
@@ -144,7 +151,7 @@ static __always_inline bool name_eq(const char *a, const volatile char *b)
 }
 
 /* Whether a flow, seen in `netns` on `dev`, passes the capture filters. Unknown fields never match. */
-static __always_inline bool flow_matches(const struct flow *f, __u32 netns, const struct net_device *dev,
+static __always_inline bool flow_matches(const bool btf, const struct flow *f, __u32 netns, const struct net_device *dev,
 					 __be16 protocol)
 {
 	__u32 want = cfg.filters;
@@ -228,14 +235,14 @@ static __always_inline void flow_from_packet(struct flow *f, struct scratch *s, 
 	}
 }
 
-static __always_inline void flow_from_sock(struct flow *f, const struct sock *sk)
+static __always_inline void flow_from_sock(const bool btf, struct flow *f, const struct sock *sk)
 {
 	if (!sk)
 		return;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = R(btf, sk, __sk_common.skc_family);
 	if (family == AF_INET) {
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__u32 s = R(btf, sk, __sk_common.skc_rcv_saddr);
+		__u32 d = R(btf, sk, __sk_common.skc_daddr);
 		__builtin_memcpy(f->saddr, &s, 4);
 		__builtin_memcpy(f->daddr, &d, 4);
 	} else if (family == AF_INET6) {
@@ -246,8 +253,8 @@ static __always_inline void flow_from_sock(struct flow *f, const struct sock *sk
 	}
 	f->family = family;
 	f->l4 = IPPROTO_TCP;
-	f->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	f->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	f->sport = R(btf, sk, __sk_common.skc_num);
+	f->dport = bpf_ntohs(R(btf, sk, __sk_common.skc_dport));
 }
 
 /* Fills the common part of a record. Returns NULL when there is no scratch space. */
@@ -272,26 +279,26 @@ static __always_inline struct scratch *begin(__u16 probe, bool with_task)
 }
 
 /* Copies skb fields and up to cfg.snaplen packet bytes from its L3 header into the record. */
-static __always_inline void fill_skb(struct scratch *s, const struct sk_buff *skb, bool rx_path)
+static __always_inline void fill_skb(const bool btf, struct scratch *s, const struct sk_buff *skb, bool rx_path)
 {
 	struct st_event *ev = &s->ev;
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned char *data = BPF_CORE_READ(skb, data);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u32 tail = BPF_CORE_READ(skb, tail);
-	const struct net_device *dev = BPF_CORE_READ(skb, dev);
+	unsigned char *head = R(btf, skb, head);
+	unsigned char *data = R(btf, skb, data);
+	__u16 nh = R(btf, skb, network_header);
+	__u32 tail = R(btf, skb, tail);
+	const struct net_device *dev = R(btf, skb, dev);
 	__u32 off;
 
 	ev->skb = (__u64)skb;
 	ev->head = (__u64)head;
-	ev->len = BPF_CORE_READ(skb, len);
-	ev->mark = BPF_CORE_READ(skb, mark);
-	ev->protocol = BPF_CORE_READ(skb, protocol);
+	ev->len = R(btf, skb, len);
+	ev->mark = R(btf, skb, mark);
+	ev->protocol = R(btf, skb, protocol);
 	if (dev) {
-		ev->ifindex = BPF_CORE_READ(dev, ifindex);
-		ev->netns = dev_netns(dev);
+		ev->ifindex = R(btf, dev, ifindex);
+		ev->netns = dev_netns(btf, dev);
 	} else {
-		ev->netns = sk_netns(BPF_CORE_READ(skb, sk));
+		ev->netns = sk_netns(btf, R(btf, skb, sk));
 	}
 
 	/* Receive path: the stack sets the network header after these tracepoints; data is L3 there. */
@@ -320,7 +327,7 @@ static __always_inline void fill_skb(struct scratch *s, const struct sk_buff *sk
  * Decides whether an skb record is kept: it is when no filter is set, when the skb is tracked, or when
  * it matches now (then it becomes tracked). `freeing` ends tracking.
  */
-static __always_inline bool keep_skb(struct scratch *s, const struct sk_buff *skb, bool freeing)
+static __always_inline bool keep_skb(const bool btf, struct scratch *s, const struct sk_buff *skb, bool freeing)
 {
 	if (!cfg.filters)
 		return true;
@@ -335,7 +342,7 @@ static __always_inline bool keep_skb(struct scratch *s, const struct sk_buff *sk
 	/* not tracked, or a new skb at an address whose free was not seen: judge it on its own */
 	struct flow f = {};
 	flow_from_packet(&f, s, s->ev.protocol);
-	bool match = flow_matches(&f, s->ev.netns, BPF_CORE_READ(skb, dev), s->ev.protocol);
+	bool match = flow_matches(btf, &f, s->ev.netns, R(btf, skb, dev), s->ev.protocol);
 	if (match && !freeing) {
 		__u64 value = s->ev.head;
 		bpf_map_update_elem(&tracked, &key, &value, BPF_ANY);
@@ -346,11 +353,11 @@ static __always_inline bool keep_skb(struct scratch *s, const struct sk_buff *sk
 }
 
 /* Records without a packet (sockets, routes, neighbours) pass the filters on what they do carry. */
-static __always_inline bool keep_flow(struct scratch *s, const struct flow *f, const struct net_device *dev)
+static __always_inline bool keep_flow(const bool btf, struct scratch *s, const struct flow *f, const struct net_device *dev)
 {
 	if (!cfg.filters)
 		return true;
-	return flow_matches(f, s->ev.netns, dev, 0) || (f->family == 0 && !(cfg.filters & ~ST_FLT_NETNS) &&
+	return flow_matches(btf, f, s->ev.netns, dev, 0) || (f->family == 0 && !(cfg.filters & ~ST_FLT_NETNS) &&
 							 s->ev.netns == cfg.netns);
 }
 
@@ -375,95 +382,99 @@ static __always_inline int finish(struct scratch *s)
  * Unix-domain and netlink sockets carry their messages in skbs too, with no protocol and no device.
  * They are not network traffic: skipping them keeps a bundle about the network stack.
  */
-static __always_inline bool local_ipc(const struct sk_buff *skb)
+static __always_inline bool local_ipc(const bool btf, const struct sk_buff *skb)
 {
-	if (BPF_CORE_READ(skb, protocol) != 0)
+	if (R(btf, skb, protocol) != 0)
 		return false;
-	const struct sock *sk = BPF_CORE_READ(skb, sk);
+	const struct sock *sk = R(btf, skb, sk);
 	if (!sk)
 		return false;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = R(btf, sk, __sk_common.skc_family);
 	return family == AF_UNIX || family == AF_NETLINK;
 }
 
 /* The common shape: an skb-carrying tracepoint. Returns the record to complete, or NULL to skip. */
-static __always_inline struct scratch *skb_event(__u16 probe, const struct sk_buff *skb, bool rx_path,
+static __always_inline struct scratch *skb_event(const bool btf, __u16 probe, const struct sk_buff *skb, bool rx_path,
 						 bool freeing)
 {
-	if (!skb || local_ipc(skb))
+	if (!skb || local_ipc(btf, skb))
 		return NULL;
 	struct scratch *s = begin(probe, true);
 	if (!s)
 		return NULL;
-	fill_skb(s, skb, rx_path);
-	if (!keep_skb(s, skb, freeing))
+	fill_skb(btf, s, skb, rx_path);
+	if (!keep_skb(btf, s, skb, freeing))
 		return NULL;
 	return s;
 }
 
-static __always_inline void fill_sock(struct st_args_sock *a, const struct sock *sk, bool tcp)
+static __always_inline void fill_sock(const bool btf, struct st_args_sock *a, const struct sock *sk, bool tcp)
 {
 	struct flow f = {};
 	if (!sk)
 		return;
 	a->sk = (__u64)sk;
-	flow_from_sock(&f, sk);
+	flow_from_sock(btf, &f, sk);
 	__builtin_memcpy(a->saddr, f.saddr, 16);
 	__builtin_memcpy(a->daddr, f.daddr, 16);
 	a->sport = f.sport;
 	a->dport = f.dport;
 	a->family = f.family;
-	a->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	a->state = R(btf, sk, __sk_common.skc_state);
 	if (tcp && f.family) {
 		const struct tcp_sock *tp = (const void *)sk;
-		a->srtt_us = BPF_CORE_READ(tp, srtt_us);
-		a->snd_cwnd = BPF_CORE_READ(tp, snd_cwnd);
-		a->snd_una = BPF_CORE_READ(tp, snd_una);
-		a->snd_nxt = BPF_CORE_READ(tp, snd_nxt);
-		a->packets_out = BPF_CORE_READ(tp, packets_out);
-		a->retrans_out = BPF_CORE_READ(tp, retrans_out);
-		a->total_retrans = BPF_CORE_READ(tp, total_retrans);
+		a->srtt_us = BPF_CORE_READ(tp, srtt_us); /* tcp_sock: beyond the typed struct sock */
+		a->snd_cwnd = BPF_CORE_READ(tp, snd_cwnd); /* tcp_sock: beyond the typed struct sock */
+		a->snd_una = BPF_CORE_READ(tp, snd_una); /* tcp_sock: beyond the typed struct sock */
+		a->snd_nxt = BPF_CORE_READ(tp, snd_nxt); /* tcp_sock: beyond the typed struct sock */
+		a->packets_out = BPF_CORE_READ(tp, packets_out); /* tcp_sock: beyond the typed struct sock */
+		a->retrans_out = BPF_CORE_READ(tp, retrans_out); /* tcp_sock: beyond the typed struct sock */
+		a->total_retrans = BPF_CORE_READ(tp, total_retrans); /* tcp_sock: beyond the typed struct sock */
 	}
 }
 
-/* Two programs per tracepoint: tp_btf and raw_tp. ctx is the tracepoint's argument array in both. */
-#define ST_TRACEPOINT(tp, handler)                                          \
-	SEC("tp_btf/" #tp) int btf_##tp(__u64 *ctx) { return handler(ctx); } \
-	SEC("raw_tp/" #tp) int raw_##tp(__u64 *ctx) { return handler(ctx); }
+/*
+ * Two programs per tracepoint: tp_btf and raw_tp. ctx is the tracepoint's argument array in both. The
+ * handler gets `btf`: true in tp_btf, where kernel pointers are typed and read with plain loads; false in
+ * raw_tp, where every read goes through bpf_probe_read_kernel. The compiler drops the other branch.
+ */
+#define ST_TRACEPOINT(tp, handler)                                                  \
+	SEC("tp_btf/" #tp) int btf_##tp(__u64 *ctx) { return handler(ctx, true); }   \
+	SEC("raw_tp/" #tp) int raw_##tp(__u64 *ctx) { return handler(ctx, false); }
 
 #define ARG(i, type) ((type)ctx[i])
 
 /* ---- net: device layer ---- */
 
-static __always_inline int rx_event(__u64 *ctx, __u16 probe)
+static __always_inline int rx_event(const bool btf, __u64 *ctx, __u16 probe)
 {
-	struct scratch *s = skb_event(probe, ARG(0, const struct sk_buff *), true, false);
+	struct scratch *s = skb_event(btf, probe, ARG(0, const struct sk_buff *), true, false);
 	return s ? finish(s) : 0;
 }
 
-static __always_inline int h_netif_receive_skb(__u64 *ctx) { return rx_event(ctx, ST_P_NETIF_RECEIVE_SKB); }
-static __always_inline int h_netif_rx(__u64 *ctx) { return rx_event(ctx, ST_P_NETIF_RX); }
-static __always_inline int h_napi_gro_receive_entry(__u64 *ctx) { return rx_event(ctx, ST_P_NAPI_GRO_RECEIVE_ENTRY); }
+static __always_inline int h_netif_receive_skb(__u64 *ctx, const bool btf) { return rx_event(btf, ctx, ST_P_NETIF_RECEIVE_SKB); }
+static __always_inline int h_netif_rx(__u64 *ctx, const bool btf) { return rx_event(btf, ctx, ST_P_NETIF_RX); }
+static __always_inline int h_napi_gro_receive_entry(__u64 *ctx, const bool btf) { return rx_event(btf, ctx, ST_P_NAPI_GRO_RECEIVE_ENTRY); }
 ST_TRACEPOINT(netif_receive_skb, h_netif_receive_skb)
 ST_TRACEPOINT(netif_rx, h_netif_rx)
 ST_TRACEPOINT(napi_gro_receive_entry, h_napi_gro_receive_entry)
 
-static __always_inline int h_net_dev_queue(__u64 *ctx)
+static __always_inline int h_net_dev_queue(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = skb_event(ST_P_NET_DEV_QUEUE, ARG(0, const struct sk_buff *), false, false);
+	struct scratch *s = skb_event(btf, ST_P_NET_DEV_QUEUE, ARG(0, const struct sk_buff *), false, false);
 	return s ? finish(s) : 0;
 }
 ST_TRACEPOINT(net_dev_queue, h_net_dev_queue)
 
-static __always_inline int h_net_dev_start_xmit(__u64 *ctx)
+static __always_inline int h_net_dev_start_xmit(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = skb_event(ST_P_NET_DEV_START_XMIT, ARG(0, const struct sk_buff *), false, false);
+	struct scratch *s = skb_event(btf, ST_P_NET_DEV_START_XMIT, ARG(0, const struct sk_buff *), false, false);
 	return s ? finish(s) : 0;
 }
 ST_TRACEPOINT(net_dev_start_xmit, h_net_dev_start_xmit)
 
 /* net_dev_xmit fires after the driver took the skb, which may be freed already: read nothing from it. */
-static __always_inline int h_net_dev_xmit(__u64 *ctx)
+static __always_inline int h_net_dev_xmit(__u64 *ctx, const bool btf)
 {
 	__u64 skb = ctx[0];
 	const struct net_device *dev = ARG(2, const struct net_device *);
@@ -478,8 +489,8 @@ static __always_inline int h_net_dev_xmit(__u64 *ctx)
 	s->ev.len = (__u32)ctx[3];
 	s->ev.args.dev.rc = (__s32)ctx[1];
 	if (dev) {
-		s->ev.ifindex = BPF_CORE_READ(dev, ifindex);
-		s->ev.netns = dev_netns(dev);
+		s->ev.ifindex = R(btf, dev, ifindex);
+		s->ev.netns = dev_netns(btf, dev);
 	}
 	if (cfg.filters)
 		s->ev.flags |= ST_F_TRACKED;
@@ -489,10 +500,10 @@ ST_TRACEPOINT(net_dev_xmit, h_net_dev_xmit)
 
 /* ---- skb: lifetime ---- */
 
-static __always_inline int h_kfree_skb(__u64 *ctx)
+static __always_inline int h_kfree_skb(__u64 *ctx, const bool btf)
 {
 	const struct sk_buff *skb = ARG(0, const struct sk_buff *);
-	struct scratch *s = skb_event(ST_P_KFREE_SKB, skb, false, true);
+	struct scratch *s = skb_event(btf, ST_P_KFREE_SKB, skb, false, true);
 	if (!s)
 		return 0;
 	s->ev.args.free.location = ctx[1];
@@ -510,9 +521,9 @@ static __always_inline int h_kfree_skb(__u64 *ctx)
 }
 ST_TRACEPOINT(kfree_skb, h_kfree_skb)
 
-static __always_inline int h_consume_skb(__u64 *ctx)
+static __always_inline int h_consume_skb(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = skb_event(ST_P_CONSUME_SKB, ARG(0, const struct sk_buff *), false, true);
+	struct scratch *s = skb_event(btf, ST_P_CONSUME_SKB, ARG(0, const struct sk_buff *), false, true);
 	if (!s)
 		return 0;
 	s->ev.args.free.location = consume_skb_location(ctx);
@@ -520,9 +531,9 @@ static __always_inline int h_consume_skb(__u64 *ctx)
 }
 ST_TRACEPOINT(consume_skb, h_consume_skb)
 
-static __always_inline int h_skb_copy_datagram_iovec(__u64 *ctx)
+static __always_inline int h_skb_copy_datagram_iovec(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = skb_event(ST_P_SKB_COPY_DATAGRAM_IOVEC, ARG(0, const struct sk_buff *), false, false);
+	struct scratch *s = skb_event(btf, ST_P_SKB_COPY_DATAGRAM_IOVEC, ARG(0, const struct sk_buff *), false, false);
 	if (!s)
 		return 0;
 	s->ev.args.misc.a = (__s32)ctx[1];
@@ -533,40 +544,40 @@ ST_TRACEPOINT(skb_copy_datagram_iovec, h_skb_copy_datagram_iovec)
 /* ---- tcp and sockets ---- */
 
 /* A socket probe with an optional skb: the skb decides the filter when there is one. */
-static __always_inline struct scratch *sock_event(__u16 probe, const struct sock *sk, const struct sk_buff *skb,
+static __always_inline struct scratch *sock_event(const bool btf, __u16 probe, const struct sock *sk, const struct sk_buff *skb,
 						  bool tcp)
 {
 	struct scratch *s = begin(probe, true);
 	if (!s)
 		return NULL;
 	if (skb) {
-		fill_skb(s, skb, false);
+		fill_skb(btf, s, skb, false);
 		if (!s->ev.netns)
-			s->ev.netns = sk_netns(sk);
-		if (!keep_skb(s, skb, false))
+			s->ev.netns = sk_netns(btf, sk);
+		if (!keep_skb(btf, s, skb, false))
 			return NULL;
 	} else {
 		struct flow f = {};
-		flow_from_sock(&f, sk);
-		s->ev.netns = sk_netns(sk);
-		if (!keep_flow(s, &f, 0))
+		flow_from_sock(btf, &f, sk);
+		s->ev.netns = sk_netns(btf, sk);
+		if (!keep_flow(btf, s, &f, 0))
 			return NULL;
 	}
-	fill_sock(&s->ev.args.sock, sk, tcp);
+	fill_sock(btf, &s->ev.args.sock, sk, tcp);
 	return s;
 }
 
-static __always_inline int h_tcp_retransmit_skb(__u64 *ctx)
+static __always_inline int h_tcp_retransmit_skb(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = sock_event(ST_P_TCP_RETRANSMIT_SKB, ARG(0, const struct sock *),
+	struct scratch *s = sock_event(btf, ST_P_TCP_RETRANSMIT_SKB, ARG(0, const struct sock *),
 				       ARG(1, const struct sk_buff *), true);
 	return s ? finish(s) : 0;
 }
 ST_TRACEPOINT(tcp_retransmit_skb, h_tcp_retransmit_skb)
 
-static __always_inline int h_tcp_send_reset(__u64 *ctx)
+static __always_inline int h_tcp_send_reset(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = sock_event(ST_P_TCP_SEND_RESET, ARG(0, const struct sock *),
+	struct scratch *s = sock_event(btf, ST_P_TCP_SEND_RESET, ARG(0, const struct sock *),
 				       ARG(1, const struct sk_buff *), true);
 	if (!s)
 		return 0;
@@ -575,31 +586,31 @@ static __always_inline int h_tcp_send_reset(__u64 *ctx)
 }
 ST_TRACEPOINT(tcp_send_reset, h_tcp_send_reset)
 
-static __always_inline int h_tcp_receive_reset(__u64 *ctx)
+static __always_inline int h_tcp_receive_reset(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = sock_event(ST_P_TCP_RECEIVE_RESET, ARG(0, const struct sock *), 0, true);
+	struct scratch *s = sock_event(btf, ST_P_TCP_RECEIVE_RESET, ARG(0, const struct sock *), 0, true);
 	return s ? finish(s) : 0;
 }
 ST_TRACEPOINT(tcp_receive_reset, h_tcp_receive_reset)
 
-static __always_inline int h_tcp_bad_csum(__u64 *ctx)
+static __always_inline int h_tcp_bad_csum(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = skb_event(ST_P_TCP_BAD_CSUM, ARG(0, const struct sk_buff *), false, false);
+	struct scratch *s = skb_event(btf, ST_P_TCP_BAD_CSUM, ARG(0, const struct sk_buff *), false, false);
 	return s ? finish(s) : 0;
 }
 ST_TRACEPOINT(tcp_bad_csum, h_tcp_bad_csum)
 
-static __always_inline int h_tcp_probe(__u64 *ctx)
+static __always_inline int h_tcp_probe(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = sock_event(ST_P_TCP_PROBE, ARG(0, const struct sock *),
+	struct scratch *s = sock_event(btf, ST_P_TCP_PROBE, ARG(0, const struct sock *),
 				       ARG(1, const struct sk_buff *), true);
 	return s ? finish(s) : 0;
 }
 ST_TRACEPOINT(tcp_probe, h_tcp_probe)
 
-static __always_inline int h_inet_sock_set_state(__u64 *ctx)
+static __always_inline int h_inet_sock_set_state(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = sock_event(ST_P_INET_SOCK_SET_STATE, ARG(0, const struct sock *), 0, true);
+	struct scratch *s = sock_event(btf, ST_P_INET_SOCK_SET_STATE, ARG(0, const struct sock *), 0, true);
 	if (!s)
 		return 0;
 	s->ev.args.sock.oldstate = (__u8)ctx[1];
@@ -608,22 +619,22 @@ static __always_inline int h_inet_sock_set_state(__u64 *ctx)
 }
 ST_TRACEPOINT(inet_sock_set_state, h_inet_sock_set_state)
 
-static __always_inline int h_sock_rcvqueue_full(__u64 *ctx)
+static __always_inline int h_sock_rcvqueue_full(__u64 *ctx, const bool btf)
 {
 	const struct sock *sk = ARG(0, const struct sock *);
-	struct scratch *s = sock_event(ST_P_SOCK_RCVQUEUE_FULL, sk, ARG(1, const struct sk_buff *), false);
+	struct scratch *s = sock_event(btf, ST_P_SOCK_RCVQUEUE_FULL, sk, ARG(1, const struct sk_buff *), false);
 	if (!s)
 		return 0;
-	s->ev.args.sock.rcvbuf = BPF_CORE_READ(sk, sk_rcvbuf);
+	s->ev.args.sock.rcvbuf = R(btf, sk, sk_rcvbuf);
 	return finish(s);
 }
 ST_TRACEPOINT(sock_rcvqueue_full, h_sock_rcvqueue_full)
 
 /* ---- udp, icmp ---- */
 
-static __always_inline int h_udp_fail_queue_rcv_skb(__u64 *ctx)
+static __always_inline int h_udp_fail_queue_rcv_skb(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = sock_event(ST_P_UDP_FAIL_QUEUE_RCV_SKB, ARG(1, const struct sock *),
+	struct scratch *s = sock_event(btf, ST_P_UDP_FAIL_QUEUE_RCV_SKB, ARG(1, const struct sock *),
 				       ARG(2, const struct sk_buff *), false);
 	if (!s)
 		return 0;
@@ -632,9 +643,9 @@ static __always_inline int h_udp_fail_queue_rcv_skb(__u64 *ctx)
 }
 ST_TRACEPOINT(udp_fail_queue_rcv_skb, h_udp_fail_queue_rcv_skb)
 
-static __always_inline int h_icmp_send(__u64 *ctx)
+static __always_inline int h_icmp_send(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = skb_event(ST_P_ICMP_SEND, ARG(0, const struct sk_buff *), false, false);
+	struct scratch *s = skb_event(btf, ST_P_ICMP_SEND, ARG(0, const struct sk_buff *), false, false);
 	if (!s)
 		return 0;
 	s->ev.args.misc.a = (__s32)ctx[1];
@@ -645,7 +656,7 @@ ST_TRACEPOINT(icmp_send, h_icmp_send)
 
 /* ---- routing and neighbours ---- */
 
-static __always_inline int h_fib_table_lookup(__u64 *ctx)
+static __always_inline int h_fib_table_lookup(__u64 *ctx, const bool btf)
 {
 	const struct flowi4 *fl = ARG(1, const struct flowi4 *);
 	struct scratch *s = begin(ST_P_FIB_TABLE_LOOKUP, true);
@@ -656,23 +667,23 @@ static __always_inline int h_fib_table_lookup(__u64 *ctx)
 	a->table = (__u32)ctx[0];
 	a->err = (__s32)ctx[3];
 	a->family = AF_INET;
-	a->oif = BPF_CORE_READ(fl, __fl_common.flowic_oif);
-	a->iif = BPF_CORE_READ(fl, __fl_common.flowic_iif);
-	a->proto = BPF_CORE_READ(fl, __fl_common.flowic_proto);
-	__u32 saddr = BPF_CORE_READ(fl, saddr), daddr = BPF_CORE_READ(fl, daddr);
+	a->oif = R(btf, fl, __fl_common.flowic_oif);
+	a->iif = R(btf, fl, __fl_common.flowic_iif);
+	a->proto = R(btf, fl, __fl_common.flowic_proto);
+	__u32 saddr = R(btf, fl, saddr), daddr = R(btf, fl, daddr);
 	__builtin_memcpy(a->saddr, &saddr, 4);
 	__builtin_memcpy(a->daddr, &daddr, 4);
 	f.family = AF_INET;
 	f.l4 = a->proto;
 	__builtin_memcpy(f.saddr, &saddr, 4);
 	__builtin_memcpy(f.daddr, &daddr, 4);
-	if (!keep_flow(s, &f, 0))
+	if (!keep_flow(btf, s, &f, 0))
 		return 0;
 	return finish(s);
 }
 ST_TRACEPOINT(fib_table_lookup, h_fib_table_lookup)
 
-static __always_inline int h_fib6_table_lookup(__u64 *ctx)
+static __always_inline int h_fib6_table_lookup(__u64 *ctx, const bool btf)
 {
 	const struct fib6_table *table = ARG(2, const struct fib6_table *);
 	const struct flowi6 *fl = ARG(3, const struct flowi6 *);
@@ -681,50 +692,50 @@ static __always_inline int h_fib6_table_lookup(__u64 *ctx)
 	if (!s || !fl)
 		return 0;
 	struct st_args_route *a = &s->ev.args.route;
-	a->table = table ? BPF_CORE_READ(table, tb6_id) : 0;
+	a->table = table ? R(btf, table, tb6_id) : 0;
 	a->family = AF_INET6;
-	a->oif = BPF_CORE_READ(fl, __fl_common.flowic_oif);
-	a->iif = BPF_CORE_READ(fl, __fl_common.flowic_iif);
-	a->proto = BPF_CORE_READ(fl, __fl_common.flowic_proto);
+	a->oif = R(btf, fl, __fl_common.flowic_oif);
+	a->iif = R(btf, fl, __fl_common.flowic_iif);
+	a->proto = R(btf, fl, __fl_common.flowic_proto);
 	BPF_CORE_READ_INTO(&a->saddr, fl, saddr);
 	BPF_CORE_READ_INTO(&a->daddr, fl, daddr);
 	f.family = AF_INET6;
 	f.l4 = a->proto;
 	__builtin_memcpy(f.saddr, a->saddr, 16);
 	__builtin_memcpy(f.daddr, a->daddr, 16);
-	if (!keep_flow(s, &f, 0))
+	if (!keep_flow(btf, s, &f, 0))
 		return 0;
 	return finish(s);
 }
 ST_TRACEPOINT(fib6_table_lookup, h_fib6_table_lookup)
 
-static __always_inline struct scratch *neigh_event(__u16 probe, const struct neighbour *n)
+static __always_inline struct scratch *neigh_event(const bool btf, __u16 probe, const struct neighbour *n)
 {
 	struct scratch *s = begin(probe, true);
 	if (!s || !n)
 		return NULL;
-	const struct net_device *dev = BPF_CORE_READ(n, dev);
+	const struct net_device *dev = R(btf, n, dev);
 	struct st_args_route *a = &s->ev.args.route;
 	struct flow f = {};
 	if (dev) {
-		s->ev.ifindex = BPF_CORE_READ(dev, ifindex);
-		s->ev.netns = dev_netns(dev);
+		s->ev.ifindex = R(btf, dev, ifindex);
+		s->ev.netns = dev_netns(btf, dev);
 	}
-	a->family = BPF_CORE_READ(n, tbl, family);
+	a->family = R2(btf, n, tbl, family);
 	if (a->family == AF_INET)
 		bpf_probe_read_kernel(a->daddr, 4, &n->primary_key);
 	else if (a->family == AF_INET6)
 		bpf_probe_read_kernel(a->daddr, 16, &n->primary_key);
-	a->nud_state = BPF_CORE_READ(n, nud_state);
+	a->nud_state = R(btf, n, nud_state);
 	BPF_CORE_READ_INTO(&a->lladdr, n, ha);
-	if (!keep_flow(s, &f, dev))
+	if (!keep_flow(btf, s, &f, dev))
 		return NULL;
 	return s;
 }
 
-static __always_inline int h_neigh_update(__u64 *ctx)
+static __always_inline int h_neigh_update(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = neigh_event(ST_P_NEIGH_UPDATE, ARG(0, const struct neighbour *));
+	struct scratch *s = neigh_event(btf, ST_P_NEIGH_UPDATE, ARG(0, const struct neighbour *));
 	if (!s)
 		return 0;
 	s->ev.args.route.nud_state = (__u8)ctx[2];
@@ -732,9 +743,9 @@ static __always_inline int h_neigh_update(__u64 *ctx)
 }
 ST_TRACEPOINT(neigh_update, h_neigh_update)
 
-static __always_inline int h_neigh_event_send_dead(__u64 *ctx)
+static __always_inline int h_neigh_event_send_dead(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = neigh_event(ST_P_NEIGH_EVENT_SEND_DEAD, ARG(0, const struct neighbour *));
+	struct scratch *s = neigh_event(btf, ST_P_NEIGH_EVENT_SEND_DEAD, ARG(0, const struct neighbour *));
 	if (!s)
 		return 0;
 	s->ev.args.route.err = (__s32)ctx[1];
@@ -744,38 +755,38 @@ ST_TRACEPOINT(neigh_event_send_dead, h_neigh_event_send_dead)
 
 /* ---- qdisc, xdp ---- */
 
-static __always_inline void fill_qdisc(struct st_args_dev *a, const struct Qdisc *q)
+static __always_inline void fill_qdisc(const bool btf, struct st_args_dev *a, const struct Qdisc *q)
 {
 	if (!q)
 		return;
-	a->handle = BPF_CORE_READ(q, handle);
-	a->parent = BPF_CORE_READ(q, parent);
-	a->qlen = BPF_CORE_READ(q, q.qlen);
+	a->handle = R(btf, q, handle);
+	a->parent = R(btf, q, parent);
+	a->qlen = R(btf, q, q.qlen);
 	BPF_CORE_READ_STR_INTO(&a->kind, q, ops, id);
 }
 
-static __always_inline int h_qdisc_enqueue(__u64 *ctx)
+static __always_inline int h_qdisc_enqueue(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = skb_event(ST_P_QDISC_ENQUEUE, ARG(2, const struct sk_buff *), false, false);
+	struct scratch *s = skb_event(btf, ST_P_QDISC_ENQUEUE, ARG(2, const struct sk_buff *), false, false);
 	if (!s)
 		return 0;
-	fill_qdisc(&s->ev.args.dev, ARG(0, const struct Qdisc *));
+	fill_qdisc(btf, &s->ev.args.dev, ARG(0, const struct Qdisc *));
 	return finish(s);
 }
 ST_TRACEPOINT(qdisc_enqueue, h_qdisc_enqueue)
 
-static __always_inline int h_qdisc_dequeue(__u64 *ctx)
+static __always_inline int h_qdisc_dequeue(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = skb_event(ST_P_QDISC_DEQUEUE, ARG(3, const struct sk_buff *), false, false);
+	struct scratch *s = skb_event(btf, ST_P_QDISC_DEQUEUE, ARG(3, const struct sk_buff *), false, false);
 	if (!s)
 		return 0;
-	fill_qdisc(&s->ev.args.dev, ARG(0, const struct Qdisc *));
+	fill_qdisc(btf, &s->ev.args.dev, ARG(0, const struct Qdisc *));
 	s->ev.args.dev.rc = (__s32)ctx[2];
 	return finish(s);
 }
 ST_TRACEPOINT(qdisc_dequeue, h_qdisc_dequeue)
 
-static __always_inline int h_xdp_exception(__u64 *ctx)
+static __always_inline int h_xdp_exception(__u64 *ctx, const bool btf)
 {
 	const struct net_device *dev = ARG(0, const struct net_device *);
 	const struct bpf_prog *prog = ARG(1, const struct bpf_prog *);
@@ -784,13 +795,13 @@ static __always_inline int h_xdp_exception(__u64 *ctx)
 	if (!s)
 		return 0;
 	if (dev) {
-		s->ev.ifindex = BPF_CORE_READ(dev, ifindex);
-		s->ev.netns = dev_netns(dev);
+		s->ev.ifindex = R(btf, dev, ifindex);
+		s->ev.netns = dev_netns(btf, dev);
 	}
 	if (prog)
-		s->ev.args.dev.prog_id = BPF_CORE_READ(prog, aux, id);
+		s->ev.args.dev.prog_id = R2(btf, prog, aux, id);
 	s->ev.args.dev.rc = (__s32)ctx[2];
-	if (!keep_flow(s, &f, dev))
+	if (!keep_flow(btf, s, &f, dev))
 		return 0;
 	return finish(s);
 }
@@ -798,7 +809,7 @@ ST_TRACEPOINT(xdp_exception, h_xdp_exception)
 
 /* ---- tier 2: netfilter BPF links ---- */
 
-static __always_inline void read_tuple(struct st_ct_tuple *t, const struct nf_conntrack_tuple *src)
+static __always_inline void read_tuple(const bool btf, struct st_ct_tuple *t, const struct nf_conntrack_tuple *src)
 {
 	BPF_CORE_READ_INTO(&t->src, src, src.u3);
 	BPF_CORE_READ_INTO(&t->dst, src, dst.u3);
@@ -809,13 +820,13 @@ static __always_inline void read_tuple(struct st_ct_tuple *t, const struct nf_co
 }
 
 /* What identifies the packet's state at a bracket: a NAT, a mark or a new conntrack entry changes it. */
-static __always_inline __u64 packet_sig(const struct sk_buff *skb)
+static __always_inline __u64 packet_sig(const bool btf, const struct sk_buff *skb)
 {
 	__u64 w[6] = {};
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
+	unsigned char *head = R(btf, skb, head);
+	__u16 nh = R(btf, skb, network_header);
 	bpf_probe_read_kernel(&w, sizeof(w) - 8, head + nh); /* L3 header and the ports after it */
-	w[5] = BPF_CORE_READ(skb, mark) ^ ((__u64)BPF_CORE_READ(skb, _nfct) << 7);
+	w[5] = R(btf, skb, mark) ^ ((__u64)R(btf, skb, _nfct) << 7);
 	__u64 h = 0xcbf29ce484222325ULL;
 #pragma unroll
 	for (int i = 0; i < 6; i++)
@@ -823,7 +834,7 @@ static __always_inline __u64 packet_sig(const struct sk_buff *skb)
 	return h;
 }
 
-static __always_inline int nf_bracket(struct bpf_nf_ctx *ctx, __u8 bracket, __s32 priority)
+static __always_inline int nf_bracket(const bool btf, struct bpf_nf_ctx *ctx, __u8 bracket, __s32 priority)
 {
 	const struct nf_hook_state *state = ctx->state;
 	const struct sk_buff *skb = ctx->skb;
@@ -832,9 +843,9 @@ static __always_inline int nf_bracket(struct bpf_nf_ctx *ctx, __u8 bracket, __s3
 	if (!last || !skb || !state)
 		return NF_ACCEPT;
 
-	__u8 pf = BPF_CORE_READ(state, pf);
-	__u8 hook = BPF_CORE_READ(state, hook);
-	__u64 sig = packet_sig(skb);
+	__u8 pf = R(btf, state, pf);
+	__u8 hook = R(btf, state, hook);
+	__u64 sig = packet_sig(btf, skb);
 	bool same = last->skb == (__u64)skb && last->pf == pf && last->hook == hook;
 	bool changed = same && last->sig != sig;
 	last->skb = (__u64)skb;
@@ -849,21 +860,21 @@ static __always_inline int nf_bracket(struct bpf_nf_ctx *ctx, __u8 bracket, __s3
 	struct scratch *s = begin(ST_P_NF_BRACKET + bracket, false);
 	if (!s)
 		return NF_ACCEPT;
-	fill_skb(s, skb, false);
-	const struct net_device *in = BPF_CORE_READ(state, in);
-	const struct net_device *out = BPF_CORE_READ(state, out);
+	fill_skb(btf, s, skb, false);
+	const struct net_device *in = R(btf, state, in);
+	const struct net_device *out = R(btf, state, out);
 	struct st_args_nf *a = &s->ev.args.nf;
 	a->pf = pf;
 	a->hook = hook;
 	a->bracket = bracket;
 	a->priority = priority;
-	a->in_ifindex = in ? BPF_CORE_READ(in, ifindex) : 0;
-	a->out_ifindex = out ? BPF_CORE_READ(out, ifindex) : 0;
-	s->ev.netns = BPF_CORE_READ(state, net, ns.inum);
-	if (!keep_skb(s, skb, false))
+	a->in_ifindex = in ? R(btf, in, ifindex) : 0;
+	a->out_ifindex = out ? R(btf, out, ifindex) : 0;
+	s->ev.netns = R2(btf, state, net, ns.inum);
+	if (!keep_skb(btf, s, skb, false))
 		return NF_ACCEPT;
 
-	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+	unsigned long nfct = R(btf, skb, _nfct);
 	const struct nf_conn *ct = (const void *)(nfct & ~7UL);
 	if (ct) {
 		s->ev.flags |= ST_F_CT;
@@ -871,8 +882,8 @@ static __always_inline int nf_bracket(struct bpf_nf_ctx *ctx, __u8 bracket, __s3
 		a->ct_status = BPF_CORE_READ(ct, status);
 		if (bpf_core_field_exists(ct->mark))
 			a->ct_mark = BPF_CORE_READ(ct, mark);
-		read_tuple(&a->ct_orig, &ct->tuplehash[0].tuple);
-		read_tuple(&a->ct_reply, &ct->tuplehash[1].tuple);
+		read_tuple(btf, &a->ct_orig, &ct->tuplehash[0].tuple);
+		read_tuple(btf, &a->ct_reply, &ct->tuplehash[1].tuple);
 	}
 	finish(s);
 	return NF_ACCEPT;
@@ -880,7 +891,7 @@ static __always_inline int nf_bracket(struct bpf_nf_ctx *ctx, __u8 bracket, __s3
 
 /* One program per bracket: the priority is a constant of the program (netfilter links have no cookie). */
 #define ST_NF_PROGRAM(i, prio) \
-	SEC("netfilter") int nf_bracket_##i(struct bpf_nf_ctx *ctx) { return nf_bracket(ctx, i, prio); }
+	SEC("netfilter") int nf_bracket_##i(struct bpf_nf_ctx *ctx) { return nf_bracket(true, ctx, i, prio); }
 
 ST_NF_PROGRAM(0, -1000)
 ST_NF_PROGRAM(1, -250)

@@ -40,25 +40,40 @@ final class ChunkSink {
 
     var limitReached: Bool { maxEvents.map { events >= $0 } ?? false }
 
-    /// Adds one record as the ring buffer delivered it.
+    private var lastNetns: UInt32 = 0
+    private var lastLocation: UInt64 = 0
+    private static let tsOffset = MemoryLayout<st_event>.offset(of: \st_event.ts)!
+    private static let netnsOffset = MemoryLayout<st_event>.offset(of: \st_event.netns)!
+    private static let locationOffset = MemoryLayout<st_event>.offset(of: \st_event.args)!
+        + MemoryLayout<st_args_free>.offset(of: \st_args_free.location)!
+    private static let freeProbes: (UInt16, UInt16) = (UInt16(ST_P_KFREE_SKB.rawValue), UInt16(ST_P_CONSUME_SKB.rawValue))
+
+    /// Adds one record as the ring buffer delivered it. The hot path: reads four header fields, copies.
     func add(_ data: UnsafeRawPointer, _ size: Int) {
         guard size >= 4, !limitReached else { return }
         let recordSize = Int(data.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
         let length = min(size, max(recordSize, 4))
         if used + length > chunkBytes { flush() }
-        memcpy(buffer + used, data, length)
+        (buffer + used).copyMemory(from: data, byteCount: length)
         used += length
         records += 1
         events += 1
         rawBytes += length
-        if length >= MemoryLayout<st_event>.size {
-            let event = data.loadUnaligned(as: st_event.self)
-            firstTs = min(firstTs, event.ts)
-            lastTs = max(lastTs, event.ts)
-            if event.netns != 0 { netnsSeen.insert(event.netns) }
-            if event.probe == UInt16(ST_P_KFREE_SKB.rawValue) || event.probe == UInt16(ST_P_CONSUME_SKB.rawValue) {
-                let location = event.args.free.location
-                if location != 0 { locations.insert(location) }
+        guard length >= MemoryLayout<st_event>.size else { return }
+        let ts = data.loadUnaligned(fromByteOffset: Self.tsOffset, as: UInt64.self)
+        if ts < firstTs { firstTs = ts }
+        if ts > lastTs { lastTs = ts }
+        let netns = data.loadUnaligned(fromByteOffset: Self.netnsOffset, as: UInt32.self)
+        if netns != lastNetns && netns != 0 {
+            lastNetns = netns
+            netnsSeen.insert(netns)
+        }
+        let probe = data.loadUnaligned(fromByteOffset: 4, as: UInt16.self)
+        if probe == Self.freeProbes.0 || probe == Self.freeProbes.1 {
+            let location = data.loadUnaligned(fromByteOffset: Self.locationOffset, as: UInt64.self)
+            if location != lastLocation && location != 0 {
+                lastLocation = location
+                locations.insert(location)
             }
         }
     }
