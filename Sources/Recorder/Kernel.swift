@@ -63,7 +63,10 @@ struct KernelSymbols {
     private var names: [String] = []
 
     init() {
-        guard let data = FileManager.default.contents(atPath: "/proc/kallsyms") else { return }
+        // /proc files report size 0: FileManager.contents(atPath:) stops after one page, so read to EOF.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/kallsyms"),
+              let data = try? handle.readToEnd() else { return }
+        try? handle.close()
         var entries: [(UInt64, String)] = []
         entries.reserveCapacity(200_000)
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in

@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import SkbtrailAnalysis
+
+/// `skbtrail`: reads a bundle written by skbtrail-record, on any machine, without BPF or root.
+@main
+struct Skbtrail: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "skbtrail",
+        abstract: "Analyze a bundle recorded by skbtrail-record: packets, paths, clones, NAT, drops, SQL.",
+        discussion: "The bundle is only ever read. Its decode is cached beside your other caches (SKBTRAIL_CACHE_DIR, XDG_CACHE_HOME/skbtrail or ~/.cache/skbtrail).",
+        version: SkbtrailAnalysisVersion.version,
+        subcommands: [Info.self, Paths.self, Drops.self, Sql.self]
+    )
+}
+
+/// Options every command that reads a bundle takes.
+struct BundleOptions: ParsableArguments {
+    @Argument(help: "The bundle (.skbt) written by skbtrail-record -o FILE.")
+    var file: String
+
+    @Flag(name: .customLong("no-cache"), help: "Decode into a temporary file instead of the cache.")
+    var noCache = false
+
+    /// Opens the bundle and its analysis, with a progress bar on stderr when decoding takes a while.
+    func open() throws -> Analysis {
+        try Analysis(bundlePath: file, cache: noCache ? .none : .auto)
+    }
+}
+
+/// Runs `body` and turns an error into `error: <sentence>` on stderr and exit status 1.
+func reporting(_ body: () throws -> String) throws {
+    do {
+        let text = try body()
+        FileHandle.standardOutput.write(Data(text.utf8))
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("error: \(AnalysisError.describe(error))\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+enum TextOrJSON: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What was recorded: host, kernel, time span, events per probe, lost events, probes, sizes.")
+
+    @OptionGroup var bundle: BundleOptions
+    @Option(help: "Output format: text or json.") var format: TextOrJSON = .text
+
+    func run() throws {
+        try reporting { try bundle.open().infoReport(json: format == .json) }
+    }
+}
+
+/// The capture filters, as skbtrail-record takes them, plus packet selection.
+struct FilterOptions: ParsableArguments {
+    @Option(name: [.customShort("s"), .long], help: "Source address seen on any step.") var saddr: String?
+    @Option(name: [.customShort("d"), .long], help: "Destination address seen on any step.") var daddr: String?
+    @Option(help: "Source or destination address.") var addr: String?
+    @Option(name: [.customShort("S"), .long], help: "Source port.") var sport: Int?
+    @Option(name: [.customShort("D"), .long], help: "Destination port.") var dport: Int?
+    @Option(name: [.customShort("P"), .long], help: "Source or destination port.") var port: Int?
+    @Option(name: [.customShort("p"), .long], help: "Protocol: tcp, udp, icmp, icmpv6, arp, ipv4, ipv6, or a number.") var proto: String?
+    @Option(help: "Network namespace, by name or inode.") var netns: String?
+    @Option(help: "Interface name (any step).") var ifname: String?
+    @Option(help: "Process id on any step.") var pid: Int?
+    @Option(help: "Only this packet id.") var packet: Int?
+    @Flag(help: "Only dropped packets.") var dropped = false
+    @Option(help: "Only packets first seen at or after this many seconds from the recording's start.") var since: Double?
+    @Option(help: "Only packets first seen at or before this many seconds from the recording's start.") var until: Double?
+
+    func validate() throws {
+        for (name, value) in [("--sport", sport), ("--dport", dport), ("--port", port)] {
+            if let value, !(0...65535).contains(value) {
+                throw ValidationError("\(name) \(value) is not a port: give a number from 0 to 65535.")
+            }
+        }
+        if let since, let until, since > until {
+            throw ValidationError("--since \(since) is after --until \(until): the time window is empty.")
+        }
+    }
+
+    var filter: PacketFilter {
+        var f = PacketFilter()
+        f.saddr = saddr; f.daddr = daddr; f.addr = addr
+        f.sport = sport; f.dport = dport; f.port = port
+        f.proto = proto; f.netns = netns; f.ifname = ifname; f.pid = pid
+        f.packet = packet; f.droppedOnly = dropped; f.since = since; f.until = until
+        return f
+    }
+}
+
+struct Paths: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Each packet's life through the kernel: its steps, clones, NAT rewrites and fate.")
+
+    @OptionGroup var bundle: BundleOptions
+    @OptionGroup var filters: FilterOptions
+    @Flag(help: "Wall-clock (UTC) times instead of times relative to the packet's first step.") var date = false
+    @Flag(help: "Show CPU, pid, comm and skb address on each step.") var detail = false
+    @Option(help: "Output format: text, or json (one object per packet, one per line).") var format: TextOrJSON = .text
+
+    func run() throws {
+        try reporting {
+            try bundle.open().pathsReport(filter: filters.filter,
+                                          options: PathsOptions(json: format == .json, date: date, detail: detail))
+        }
+    }
+}
+
+struct Drops: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Dropped packets grouped by the kernel's drop reason, location, netfilter hook, interface and netns.")
+
+    @OptionGroup var bundle: BundleOptions
+    @Option(help: "Output format: text, or json (one object per group, one per line).") var format: TextOrJSON = .text
+
+    func run() throws {
+        try reporting { try bundle.open().dropsReport(json: format == .json) }
+    }
+}
+
+enum SQLFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, csv, json
+}
+
+struct Sql: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one read-only SQL query on the analysis views (docs/sql.md).",
+        discussion: "Views: recording, probe, event, packet, path_step, clone, nat_rewrite, lost. The query cannot modify anything.")
+
+    @OptionGroup var bundle: BundleOptions
+    @Argument(help: "The query; read from stdin when absent.") var query: String?
+    @Option(help: "Output format: table, csv or json.") var format: SQLFormat = .table
+
+    func run() throws {
+        var text = query
+        if text == nil {
+            let data = FileHandle.standardInput.readDataToEndOfFile()
+            text = String(decoding: data, as: UTF8.self)
+        }
+        guard let sql = text, !sql.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw ValidationError("no query: give one after the bundle, or on stdin.")
+        }
+        let out: OutputFormat = format == .csv ? .csv : format == .json ? .json : .table
+        try reporting { try bundle.open().sqlReport(sql, format: out) }
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import GRDB
+
+/// A JSON value that keeps object keys in the order they were given (for stable, readable output).
+public indirect enum JSON: Equatable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSON])
+    case object([(String, JSON)])
+
+    public static func == (a: JSON, b: JSON) -> Bool { a.text == b.text }
+
+    /// From an SQLite value.
+    public init(_ value: DatabaseValue) {
+        switch value.storage {
+        case .null: self = .null
+        case .int64(let v): self = .int(v)
+        case .double(let v): self = .double(v)
+        case .string(let v): self = .string(v)
+        case .blob(let d): self = .string(d.base64EncodedString())
+        }
+    }
+
+    public static func opt(_ s: String?) -> JSON { s.map { .string($0) } ?? .null }
+    public static func opt(_ i: Int64?) -> JSON { i.map { .int($0) } ?? .null }
+
+    /// Compact JSON text.
+    public var text: String {
+        var out = ""
+        write(into: &out)
+        return out
+    }
+
+    func write(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .int(let i): out += String(i)
+        case .double(let d): out += d.isFinite ? String(d) : "null"
+        case .string(let s): JSON.quote(s, into: &out)
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(into: &out)
+            }
+            out += "]"
+        case .object(let pairs):
+            out += "{"
+            for (i, (k, v)) in pairs.enumerated() {
+                if i > 0 { out += "," }
+                JSON.quote(k, into: &out)
+                out += ":"
+                v.write(into: &out)
+            }
+            out += "}"
+        }
+    }
+
+    static func quote(_ s: String, into out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    out += String(format: "\\u%04x", u.value)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        out += "\""
+    }
+}
+
+/// Text layouts shared by the commands.
+public enum TextLayout {
+    /// Columns padded to their widest cell, two spaces apart; `right` columns are right-aligned.
+    public static func table(_ header: [String], _ rows: [[String]], right: Set<Int> = []) -> String {
+        var widths = header.map(\.count)
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            var parts: [String] = []
+            for (i, cell) in cells.enumerated() {
+                let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))
+                if i == cells.count - 1 && !right.contains(i) {
+                    parts.append(cell)
+                } else {
+                    parts.append(right.contains(i) ? pad + cell : cell + pad)
+                }
+            }
+            return parts.joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
+    }
+
+    /// RFC 4180 CSV.
+    public static func csv(_ header: [String], _ rows: [[String]]) -> String {
+        func cell(_ s: String) -> String {
+            if s.contains(",") || s.contains("\"") || s.contains("\n") || s.contains("\r") {
+                return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            }
+            return s
+        }
+        return ([header] + rows).map { $0.map(cell).joined(separator: ",") }.joined(separator: "\r\n") + "\r\n"
+    }
+
+    /// 1536 -> "1.5 KiB".
+    public static func bytes(_ n: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n)
+        var u = 0
+        while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+        return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+    }
+
+    /// Seconds with microseconds: 0.000123.
+    public static func seconds(_ ns: Int64) -> String {
+        let sign = ns < 0 ? "-" : ""
+        let a = abs(ns)
+        return String(format: "%@%lld.%06lld", sign, a / 1_000_000_000, (a % 1_000_000_000) / 1000)
+    }
+
+    /// Wall clock, UTC, with microseconds: 2025-11-25 12:43:01.123456Z.
+    public static func wallClock(unixNs: Int64) -> String {
+        let secs = unixNs / 1_000_000_000
+        let micros = (unixNs % 1_000_000_000) / 1000
+        var t = time_t(secs)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d.%06lldZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
+                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), micros)
+    }
+
+    /// A cell of `skbtrail sql` text output: NULL prints as empty.
+    public static func cell(_ value: DatabaseValue) -> String {
+        switch value.storage {
+        case .null: return ""
+        case .int64(let v): return String(v)
+        case .double(let v): return String(v)
+        case .string(let s): return s
+        case .blob(let d): return "x'" + d.map { String(format: "%02x", $0) }.joined() + "'"
+        }
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import GRDB
+import SkbtrailBundle
+
+/// Output format of the report commands.
+public enum OutputFormat: String, CaseIterable, Sendable {
+    case text, json, table, csv
+}
+
+// MARK: info
+
+extension Analysis {
+    /// `skbtrail info`: what was recorded, how, and how completely.
+    public func infoReport(json: Bool) throws -> String {
+        let r = bundle.recording
+        let chunks = try bundle.chunks()
+        let raw = chunks.reduce(Int64(0)) { $0 + Int64($1.rawSize) }
+        let stored = chunks.reduce(Int64(0)) { $0 + Int64($1.storedSize) }
+        let fileSize = bundle.fileSize()
+        let lost = try bundle.lost().sorted { $0.key < $1.key }
+        let lostTotal = lost.reduce(Int64(0)) { $0 + $1.value }
+        let probes = try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT probe, name, tier, kind, target, family, hook, priority, attached, error, events FROM probe ORDER BY probe, family, hook")
+        }
+        let counts = try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT probe, family, hook, name, events FROM probe_events ORDER BY probe, family, hook")
+        }
+        let events: Int64 = counts.reduce(0) { $0 + ($1["events"] as Int64) }
+        let unknown = try db.read { try Int64.fetchOne($0, sql: "SELECT unknown_records FROM recording") } ?? 0
+        let packets = try db.read { try Int64.fetchOne($0, sql: "SELECT count(*) FROM pkt") } ?? 0
+        let startUnix = r.startedNs + r.bootToUnixNs
+        let endNs = r.endedNs ?? chunks.map(\.lastTs).max()
+        let duration = endNs.map { $0 - r.startedNs }
+        let commandLine: String = {
+            guard let data = r.commandLine.data(using: .utf8),
+                  let argv = try? JSONSerialization.jsonObject(with: data) as? [String] else { return r.commandLine }
+            return argv.map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " ")
+        }()
+
+        if json {
+            let obj: JSON = .object([
+                ("bundle", .string(bundle.path)),
+                ("uuid", .string(r.uuid)),
+                ("format_version", .int(Int64(r.formatVersion))),
+                ("recorder_version", .string(r.recorderVersion)),
+                ("host", .string(r.host)),
+                ("kernel_release", .string(r.kernelRelease)),
+                ("kernel_version", .string(r.kernelVersion)),
+                ("machine", .string(r.machine)),
+                ("command_line", .string(commandLine)),
+                ("filters", .string(r.filters)),
+                ("started_unix_ns", .int(startUnix)),
+                ("ended_unix_ns", .opt(r.endedNs.map { $0 + r.bootToUnixNs })),
+                ("duration_ns", .opt(duration)),
+                ("ended_cleanly", .bool(r.endedNs != nil)),
+                ("stop_reason", .opt(r.stopReason)),
+                ("events", .int(events)),
+                ("packets", .int(packets)),
+                ("unknown_records", .int(unknown)),
+                ("lost_events", .int(lostTotal)),
+                ("lost_per_cpu", .object(lost.map { ("\($0.key)", .int($0.value)) })),
+                ("chunks", .int(Int64(chunks.count))),
+                ("raw_bytes", .int(raw)),
+                ("stored_bytes", .int(stored)),
+                ("file_bytes", .int(fileSize)),
+                ("compression_ratio", .double(stored > 0 ? (Double(raw) / Double(stored) * 100).rounded() / 100 : 0)),
+                ("stored_bytes_per_event", .double(events > 0 ? (Double(stored) / Double(events) * 10).rounded() / 10 : 0)),
+                ("probes", .array(probes.map { p in
+                    .object([
+                        ("probe", .int(p["probe"])), ("name", .string(p["name"])), ("tier", .int(p["tier"])),
+                        ("kind", .string(p["kind"])), ("target", .string(p["target"])),
+                        ("family", .opt(p["family"] as Int64?)), ("hook", .opt(p["hook"] as Int64?)),
+                        ("priority", .opt(p["priority"] as Int64?)), ("attached", .bool(p["attached"])),
+                        ("error", .opt(p["error"] as String?)), ("events", .int(p["events"])),
+                    ])
+                })),
+                ("events_per_probe", .array(counts.map { c in
+                    .object([("probe", .int(c["probe"])), ("name", .string(c["name"])), ("events", .int(c["events"]))])
+                })),
+            ])
+            return obj.text + "\n"
+        }
+
+        var out = ""
+        func line(_ k: String, _ v: String) { out += k.padding(toLength: 12, withPad: " ", startingAt: 0) + v + "\n" }
+        line("bundle", "\(bundle.path) (\(TextLayout.bytes(fileSize)))")
+        line("recording", "\(r.uuid), format \(r.formatVersion), recorder \(r.recorderVersion)")
+        line("host", "\(r.host), Linux \(r.kernelRelease) \(r.machine)")
+        line("command", commandLine)
+        if r.filters != "{}" && !r.filters.isEmpty { line("filters", r.filters) }
+        line("started", TextLayout.wallClock(unixNs: startUnix))
+        if let ended = r.endedNs {
+            line("ended", "\(TextLayout.wallClock(unixNs: ended + r.bootToUnixNs)) (\(r.stopReason ?? "no reason given"))")
+        } else {
+            line("ended", "did not end cleanly (no stop recorded; the last chunk is the end of the data)")
+        }
+        if let duration { line("duration", TextLayout.seconds(duration) + " s") }
+        line("events", "\(events) in \(chunks.count) chunks, \(packets) packets"
+             + (unknown > 0 ? ", \(unknown) records of unknown type skipped" : ""))
+        if lostTotal > 0 {
+            line("lost", "\(lostTotal) events (" + lost.filter { $0.value > 0 }.map { "cpu \($0.key): \($0.value)" }.joined(separator: ", ")
+                 + "): packets may miss steps")
+        } else {
+            line("lost", "none")
+        }
+        let ratio = stored > 0 ? String(format: "%.1fx", Double(raw) / Double(stored)) : "-"
+        let perEvent = events > 0 ? String(format: "%.1f", Double(stored) / Double(events)) : "-"
+        line("size", "raw \(TextLayout.bytes(raw)), stored \(TextLayout.bytes(stored)) (\(ratio)), \(perEvent) bytes/event")
+
+        // events per probe: tracepoints one by one, netfilter per family and hook
+        out += "\nevents per probe:\n"
+        var rows: [[String]] = []
+        var nfRows: [String: Int64] = [:]
+        for c in counts {
+            let probe: Int = c["probe"]
+            if probe >= 64 && probe <= 79 {
+                let key = "nf:\(KernelNames.family(c["family"] ?? 0)):\(KernelNames.hook(c["hook"] ?? 0).lowercased())"
+                nfRows[key, default: 0] += c["events"]
+            } else {
+                rows.append([c["name"], String(c["events"] as Int64)])
+            }
+        }
+        rows.sort { (Int64($0[1]) ?? 0, $1[0]) > (Int64($1[1]) ?? 0, $0[0]) }
+        rows += nfRows.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }
+        if rows.isEmpty {
+            out += "  (no events)\n"
+        } else {
+            out += TextLayout.table(["  PROBE", "EVENTS"], rows.map { ["  " + $0[0], $0[1]] }, right: [1])
+        }
+
+        let attached = probes.filter { $0["attached"] as Bool }
+        let failed = probes.filter { !($0["attached"] as Bool) }
+        let nfAttached = attached.filter { ($0["kind"] as String) == "netfilter" }.count
+        out += "\nprobes: \(attached.count) attached (\(attached.count - nfAttached) tracepoints, \(nfAttached) netfilter brackets), \(failed.count) not attached\n"
+        if !failed.isEmpty {
+            // the same error for many attach points is said once
+            var byError: [(String, [String])] = []
+            for f in failed {
+                let why: String = f["error"] ?? "no reason recorded"
+                if let i = byError.firstIndex(where: { $0.0 == why }) { byError[i].1.append(f["name"]) } else { byError.append((why, [f["name"]])) }
+            }
+            for (why, names) in byError {
+                let shown = names.count > 4 ? names.prefix(4).joined(separator: ", ") + " and \(names.count - 4) more" : names.joined(separator: ", ")
+                out += "  not attached: \(shown): \(why)\n"
+            }
+        }
+        return out
+    }
+}
+
+// MARK: drops
+
+extension Analysis {
+    /// `skbtrail drops`: dropped packets grouped by reason, location, netfilter hook, interface, netns.
+    public func dropsReport(json: Bool) throws -> String {
+        let rows = try db.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT drop_reason AS reason, drop_symbol AS location,
+                       CASE WHEN nf_hook IS NULL THEN NULL ELSE nf_family || ' ' || nf_hook || ' ' || nf_table END AS netfilter,
+                       coalesce(ifname, CASE WHEN ifindex IS NULL THEN NULL ELSE 'if' || ifindex END) AS ifname,
+                       coalesce(netns_name, CAST(netns AS TEXT)) AS netns,
+                       count(*) AS count, min(last_ts) AS first_ts, max(last_ts) AS last_ts, min(id) AS first_packet
+                FROM packet WHERE fate = 'dropped'
+                GROUP BY 1, 2, 3, 4, 5
+                ORDER BY count DESC, reason, location
+                """)
+        }
+        let started = bundle.recording.startedNs
+        if json {
+            var out = ""
+            for r in rows {
+                let first: Int64 = r["first_ts"], last: Int64 = r["last_ts"]
+                out += JSON.object([
+                    ("reason", .opt(r["reason"] as String?)), ("location", .opt(r["location"] as String?)),
+                    ("netfilter", .opt(r["netfilter"] as String?)), ("ifname", .opt(r["ifname"] as String?)),
+                    ("netns", .opt(r["netns"] as String?)), ("count", .int(r["count"])),
+                    ("first_t_ns", .int(first - started)), ("last_t_ns", .int(last - started)),
+                    ("first_unix_ns", .int(first + bundle.recording.bootToUnixNs)),
+                    ("last_unix_ns", .int(last + bundle.recording.bootToUnixNs)),
+                    ("first_packet", .int(r["first_packet"])),
+                ]).text + "\n"
+            }
+            return out
+        }
+        if rows.isEmpty { return "no drops recorded\n" }
+        let table = rows.map { r -> [String] in
+            let first: Int64 = r["first_ts"], last: Int64 = r["last_ts"]
+            return [String(r["count"] as Int64), r["reason"] ?? "-", r["location"] ?? "-", r["netfilter"] ?? "-",
+                    r["ifname"] ?? "-", r["netns"] ?? "-", TextLayout.seconds(first - started), TextLayout.seconds(last - started),
+                    String(r["first_packet"] as Int64)]
+        }
+        return TextLayout.table(["COUNT", "REASON", "LOCATION", "NETFILTER", "IFACE", "NETNS", "FIRST", "LAST", "PACKET"],
+                                table, right: [0, 6, 7])
+    }
+}
+
+// MARK: sql
+
+extension Analysis {
+    /// Runs one read-only query and renders it as a table, CSV or a JSON array of objects.
+    public func sqlReport(_ query: String, format: OutputFormat) throws -> String {
+        let (columns, rows): ([String], [[DatabaseValue]])
+        do {
+            (columns, rows) = try db.read { db in
+                let statement = try db.makeStatement(sql: query)
+                let cursor = try Row.fetchCursor(statement)
+                var rows: [[DatabaseValue]] = []
+                while let row = try cursor.next() { rows.append(Array(row.databaseValues)) }
+                return (statement.columnNames, rows)
+            }
+        } catch let error as DatabaseError {
+            var why = error.message ?? "\(error.resultCode)"
+            if error.resultCode == .SQLITE_READONLY || why.contains("readonly") || why.contains("query_only") {
+                why += " (skbtrail sql only reads: the analysis and the bundle cannot be changed)"
+            }
+            throw AnalysisError.query(why)
+        }
+        switch format {
+        case .json:
+            return JSON.array(rows.map { row in .object(zip(columns, row).map { ($0, JSON($1)) }) }).text + "\n"
+        case .csv:
+            return TextLayout.csv(columns, rows.map { $0.map(TextLayout.cell) })
+        case .table, .text:
+            return TextLayout.table(columns, rows.map { $0.map(TextLayout.cell) })
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import GRDB
+import SkbtrailBundle
+import SkbtrailEvents
+import Testing
+@testable import SkbtrailAnalysis
+
+/// Damaged, truncated, too-new and lossy bundles each give one clear answer.
+@Suite struct ErrorTests {
+    /// Copies a fixture into a scratch directory and lets `change` damage it.
+    func copy(_ name: String, _ change: (String) throws -> Void) throws -> (dir: String, path: String) {
+        let dir = try scratchDirectory()
+        let path = (dir as NSString).appendingPathComponent("\(name).skbt")
+        try FileManager.default.copyItem(atPath: Fixture(name: name).path, toPath: path)
+        try change(path)
+        return (dir, path)
+    }
+
+    func message(_ path: String) -> String? {
+        do {
+            _ = try Analysis(bundlePath: path, cache: .none, progress: nil)
+            return nil
+        } catch {
+            return AnalysisError.describe(error)
+        }
+    }
+
+    @Test func corruptedChunk() throws {
+        let (dir, path) = try copy("netfilter-drop") { path in
+            let db = try DatabaseQueue(path: path)
+            try db.write { try $0.execute(sql: "UPDATE chunk SET data = zeroblob(length(data)) WHERE id = (SELECT min(id) FROM chunk)") }
+            try db.close()
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = try #require(message(path))
+        #expect(text.hasPrefix("\(path) has a corrupted chunk (chunk 1: "))
+        #expect(text.contains("copy it again"))
+    }
+
+    @Test func truncatedFile() throws {
+        let (dir, path) = try copy("netfilter-drop") { path in
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: path))
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = try #require(message(path))
+        #expect(text.hasPrefix(path))
+        #expect(text.contains("damaged") || text.contains("is not an skbtrail bundle"))
+    }
+
+    @Test func newerFormatVersion() throws {
+        let (dir, path) = try copy("netfilter-drop") { path in
+            let db = try DatabaseQueue(path: path)
+            try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA user_version = \(BundleFormat.version + 1)") }
+            try db.close()
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(message(path) == "\(path) has bundle format version \(BundleFormat.version + 1); this skbtrail reads versions up to \(BundleFormat.version). Upgrade skbtrail to read it.")
+    }
+
+    @Test func notFound() {
+        #expect(message("/nonexistent/x.skbt")?.hasPrefix("/nonexistent/x.skbt: no such file.") == true)
+    }
+
+    /// The drop fixture re-written without its kfree_skb records, as if the ring buffer had lost them.
+    @Test func lostEventsMarkPacketsIncomplete() throws {
+        let source = try BundleReader(path: Fixture(name: "netfilter-drop").path)
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = (dir as NSString).appendingPathComponent("lossy.skbt")
+        var rec = source.recording
+        rec.uuid = UUID().uuidString
+        let writer = try BundleWriter(path: path, recording: rec)
+        var removed = 0
+        var walker = RecordWalker()
+        try source.forEachChunk { info, buffer, count in
+            var out = RecordBuilder()
+            try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
+                if Int(ev.probe) == Int(ST_P_KFREE_SKB.rawValue) { removed += 1; return }
+                out.add(ev, packet: Array(snap))
+            }
+            try out.bytes.withUnsafeBytes { try writer.appendChunk($0, records: out.count, firstTs: out.firstTs, lastTs: out.lastTs) }
+        }
+        try writer.writeProbes(try source.probes())
+        try writer.writeEnum(table: "drop_reason", try source.enumNames(table: "drop_reason").map { EnumName(value: $0.key, name: $0.value) })
+        var snapshot = MachineSnapshot()
+        snapshot.netns = try source.netns()
+        snapshot.interfaces = try source.interfaces()
+        try writer.writeSnapshot(snapshot)
+        try writer.writeLost([0: UInt64(removed), 1: 0])
+        try writer.finish(endedNs: UInt64(rec.endedNs ?? rec.startedNs), reason: rec.stopReason ?? "test")
+
+        let a = try Analysis(bundlePath: path, cache: .none, progress: nil)
+        #expect(try rows(a, "SELECT count(*) AS n FROM packet WHERE fate = 'dropped'")[0]["n"] as Int == 0)
+        let icmp = try rows(a, "SELECT fate, incomplete FROM packet WHERE proto = 'ICMP' AND parent_id IS NULL")
+        #expect(icmp.count == Int(try Fixture(name: "netfilter-drop").expect()["pings"] ?? ""))
+        for p in icmp {
+            #expect(p["fate"] as String == "incomplete")
+            #expect((p["incomplete"] as String?)?.contains("\(removed) events were lost during the recording (CPU 0)") == true)
+        }
+        #expect(try rows(a, "SELECT lost_events FROM recording")[0]["lost_events"] as Int == removed)
+        let info = try a.infoReport(json: false)
+        #expect(info.contains("lost        \(removed) events (cpu 0: \(removed)): packets may miss steps"))
+    }
+
+    @Test func sqlCannotModify() throws {
+        let a = try Fixture(name: "netfilter-drop").open()
+        for statement in ["DELETE FROM ev", "DROP VIEW packet", "CREATE TABLE x (y)", "UPDATE pkt SET fate = 'x'"] {
+            #expect(throws: AnalysisError.self) { _ = try a.sqlReport(statement, format: .table) }
+        }
+        #expect(try a.sqlReport("SELECT count(*) AS n FROM packet", format: .csv).hasPrefix("n\r\n"))
+    }
+}
