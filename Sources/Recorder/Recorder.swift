@@ -54,9 +54,18 @@ struct Recorder {
             codecLevel: options.zstdLevel, snaplen: snaplen, eventSize: BundleFormat.eventSize,
             startedNs: Kernel.bootNs())
 
-        let session = try BPFSession.load(config: config, ringBytes: UInt32(options.ringSize << 20),
-                                          wanted: wantedProbe, pretendMissing: pretend)
+        // The bundle first: an unwritable path fails before seconds of BPF loading. If loading fails,
+        // the empty bundle goes.
         let writer = try BundleWriter(path: options.output, recording: recording)
+        let session: BPFSession
+        do {
+            session = try BPFSession.load(config: config, ringBytes: UInt32(options.ringSize << 20),
+                                          wanted: wantedProbe, pretendMissing: pretend)
+        } catch {
+            try? writer.finish(endedNs: UInt64(Kernel.bootNs()), reason: "BPF load failed")
+            try? FileManager.default.removeItem(atPath: options.output)
+            throw error
+        }
         let namespaces = filters.netnsInode.map { inode in Netns.all().filter { $0.inode == inode } } ?? Netns.all()
         for ns in namespaces { session.attachNetfilter(in: ns) }
         if let inode = filters.netnsInode, namespaces.isEmpty {
@@ -80,6 +89,15 @@ struct Recorder {
         }
         defer { ring_buffer__free(ring) }
 
+        // Stop signals are caught from here on, even when the parent left them blocked.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { stopSignal = $0 }
+            sigaddset(&stopSignals, sig)
+        }
+        sigprocmask(SIG_UNBLOCK, &stopSignals, nil)
+
         let attached = session.probes.filter(\.attached).count
         let failed = session.probes.count - attached
         if !options.quiet {
@@ -88,9 +106,6 @@ struct Recorder {
             warn(line)
         }
 
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig) { stopSignal = $0 }
-        }
         let child = try options.command.isEmpty ? nil : spawn(options.command)
 
         // The loop: drain the ring, check limits, keep the status line fresh.
