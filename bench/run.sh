@@ -83,11 +83,15 @@ traced() {
         none)
             echo "$(workload "$load") 0 0 0 0" ;;
         skbtrail|skbtrail-all)
+            # In the background like the others, so its CPU time is its own, not the workload's.
             local probes=(--probes "$skbtrail_probes")
             [ "$tracer" = skbtrail-all ] && probes=()
-            local pps
-            pps=$( { /usr/bin/time -f "%U %S" -o "$out.time" "$bin/skbtrail-record" -q -o "$out.skbt" "${probes[@]}" \
-                      -- bash -c "$(declare -f workload); ns_a=$ns_a seconds=$seconds workload $load"; } )
+            /usr/bin/time -f "%U %S" -o "$out.time" "$bin/skbtrail-record" -o "$out.skbt" "${probes[@]}" 2>"$out.err" &
+            local ts=$!
+            for _ in $(seq 100); do grep -q "recording into" "$out.err" 2>/dev/null && break; sleep 0.1; done
+            local pps; pps=$(workload "$load" | tail -1)
+            kill -INT "$(pgrep -P $ts skbtrail-record || echo $ts)" 2>/dev/null || true
+            wait $ts 2>/dev/null || true
             local ev lost
             ev=$(sqlite3 "$out.skbt" "SELECT coalesce(sum(records),0) FROM chunk")
             lost=$(sqlite3 "$out.skbt" "SELECT coalesce(sum(events),0) FROM lost")
@@ -126,7 +130,7 @@ if [ "$only" != analyzer ]; then
         for round in $(seq "$rounds"); do
             for tracer in $tracers; do
                 echo "round $round/$rounds: $load under $tracer..." >&2
-                echo "$round $tracer $(traced "$tracer" "$load")" >>"$work/results-$load"
+                echo "$round $tracer $(traced "$tracer" "$load" | tr '\n' ' ' | tr -s ' ')" >>"$work/results-$load"
             done
         done
         echo

@@ -43,7 +43,10 @@ enum Kernel {
         return UInt32(truncatingIfNeeded: st.st_ino)
     }
 
-    static var possibleCPUs: Int {
+    /// CPUs the kernel may bring up: the size of every per-CPU map value. Read once.
+    static let possibleCPUs: Int = readPossibleCPUs()
+
+    private static func readPossibleCPUs() -> Int {
         // "0-3" or "0,2-5" in /sys/devices/system/cpu/possible
         guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/possible", encoding: .utf8) else {
             return sysconf(Int32(_SC_NPROCESSORS_CONF))
