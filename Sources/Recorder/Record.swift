@@ -100,6 +100,11 @@ struct Record: ParsableCommand {
         } catch let error as BundleError {
             FileHandle.standardError.write(Data("skbtrail-record: \(error.description)\n".utf8))
             throw ExitCode(1)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("skbtrail-record: \(error)\n".utf8))
+            throw ExitCode(1)
         }
         #else
         throw ValidationError("skbtrail-record runs on Linux only; analyze bundles here with `skbtrail`.")

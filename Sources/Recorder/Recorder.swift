@@ -151,26 +151,34 @@ struct Recorder {
         status.finish()
 
         // The end of the recording: losses, symbols, the snapshot again, then a self-contained file.
+        // After a write error (a full disk) these are best effort: the committed chunks matter more.
+        let writeFailure = sink.error
         let lost = session.lostPerCPU()
-        try writer.writeLost(lost)
-        try writer.writeProbes(session.probes)
-        let symbols = KernelSymbols()
-        try writer.writeSymbols(sink.locations.sorted().compactMap { address in
-            symbols.resolve(address).map { SymbolRow(address: address, name: $0.name, offset: $0.offset) }
-        })
-        var endNamespaces = Netns.all()
-        if let inode = filters.netnsInode { endNamespaces = endNamespaces.filter { $0.inode == inode } }
-        var endSnapshot = MachineSnapshotter.take(phase: "end", namespaces: endNamespaces, rootInode: rootInode)
-        let known = Set(endSnapshot.netns.map(\.inode)).union(namespaces.map { Int64($0.inode) })
-        for inode in sink.netnsSeen where !known.contains(Int64(inode)) {
-            endSnapshot.netns.append(NetnsRow(inode: Int64(inode), name: nil, isRoot: inode == rootInode))
+        do {
+            try writer.writeLost(lost)
+            try writer.writeProbes(session.probes)
+            let symbols = KernelSymbols()
+            try writer.writeSymbols(sink.locations.sorted().compactMap { address in
+                symbols.resolve(address).map { SymbolRow(address: address, name: $0.name, offset: $0.offset) }
+            })
+            var endNamespaces = Netns.all()
+            if let inode = filters.netnsInode { endNamespaces = endNamespaces.filter { $0.inode == inode } }
+            var endSnapshot = MachineSnapshotter.take(phase: "end", namespaces: endNamespaces, rootInode: rootInode)
+            let known = Set(endSnapshot.netns.map(\.inode)).union(namespaces.map { Int64($0.inode) })
+            for inode in sink.netnsSeen where !known.contains(Int64(inode)) {
+                endSnapshot.netns.append(NetnsRow(inode: Int64(inode), name: nil, isRoot: inode == rootInode))
+            }
+            try writer.writeSnapshot(endSnapshot)
+            try writer.finish(endedNs: UInt64(Kernel.bootNs()), reason: reason)
+        } catch {
+            throw RecorderError("""
+                writing \(options.output) failed: \(describe(writeFailure ?? error)). The bundle keeps the \
+                \(sink.committed.chunks) chunks committed before (\(sink.committed.chunks > 0 ? "analyze them with `skbtrail info \(options.output)`" : "none yet")); free some space or choose another -o FILE.
+                """)
         }
-        try writer.writeSnapshot(endSnapshot)
-        if let error = sink.error {
-            try? writer.finish(endedNs: UInt64(Kernel.bootNs()), reason: reason)
-            throw RecorderError("writing \(options.output) failed: \(error). The bundle keeps the \(sink.committed.chunks) chunks written before.")
+        if let writeFailure {
+            throw RecorderError("writing \(options.output) failed: \(describe(writeFailure)). The bundle keeps the \(sink.committed.chunks) chunks committed before; analyze them with `skbtrail info \(options.output)`.")
         }
-        try writer.finish(endedNs: UInt64(Kernel.bootNs()), reason: reason)
 
         let totalLost = lost.values.reduce(0, +)
         if !options.quiet {
@@ -244,6 +252,13 @@ struct Recorder {
         let sig = status & 0x7f
         return sig == 0 ? "command exited \((status >> 8) & 0xff)" : "command killed by \(signalName(sig))"
     }
+}
+
+/// A write error in words: SQLite's "database or disk is full" becomes "the disk is full".
+func describe(_ error: Error) -> String {
+    let text = "\(error)"
+    if text.contains("disk is full") || text.contains("SQLITE_FULL") { return "the disk is full (\(text))" }
+    return text
 }
 
 func signalName(_ sig: Int32) -> String {

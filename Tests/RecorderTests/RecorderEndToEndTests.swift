@@ -281,6 +281,27 @@ struct RecorderEndToEndTests {
         #expect(events.contains { $0.isIPv4(1, from: hosts.addrA, to: hosts.addrB) })
     }
 
+    @Test("a full disk ends the recording with a sentence, and the committed chunks stay readable")
+    func fullDiskKeepsCommittedChunks() throws {
+        let lab = try Lab()
+        defer { lab.teardown() }
+        let hosts = try TwoHosts(lab, subnet: 16)
+        // A real full disk: a 400 KiB tmpfs, unmounted afterwards.
+        let mount = lab.dir.appendingPathComponent("tiny").path
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        try Shell.must(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", mount])
+        defer { _ = try? Shell.run(["umount", mount]) }
+        let bundle = mount + "/full.skbt"
+        let result = try Shell.run([try recorderPath(), "-o", bundle, "--addr", hosts.addrB, "--",
+                                    "ip", "netns", "exec", hosts.a, "ping", "-f", "-c", "50000", "-q", hosts.addrB])
+        #expect(result.status != 0, "a full disk must not look like success")
+        #expect(result.stderr.contains("writing \(bundle) failed: the disk is full"), "\(result.stderr)")
+        let reader = try BundleReader(path: bundle)
+        let chunks = try reader.chunks()
+        #expect(!chunks.isEmpty, "nothing committed before the disk filled")
+        #expect(try reader.events().count == chunks.reduce(0) { $0 + $1.records })
+    }
+
     @Test("bad flags and files exit non-zero with a sentence naming them", arguments: [
         (["--snaplen", "5"], "--snaplen"),
         (["--proto", "bogus"], "--proto bogus"),
