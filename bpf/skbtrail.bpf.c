@@ -91,6 +91,24 @@ struct {
 	__type(value, struct nf_last);
 } nf_last_map SEC(".maps");
 
+/*
+ * The packet bytes each CPU last put into a record, by skb and a hash of the bytes. A record whose bytes
+ * are the same (most of a packet's records: nothing rewrites it between two tracepoints) carries none,
+ * and ST_F_SAME_BYTES: the analyzer takes them from the skb's previous record. A third fewer bytes through
+ * the ring buffer and on disk.
+ */
+struct snap_last {
+	__u64 skb;
+	__u64 hash;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct snap_last);
+} snap_last_map SEC(".maps");
+
 /* Addresses and ports of a packet or socket, for the filters. */
 struct flow {
 	__u8 saddr[16];
@@ -375,6 +393,29 @@ static __always_inline int finish(struct scratch *s)
 	return 0;
 }
 
+/* Drops the packet bytes of a record when this CPU's previous record of the same skb had the same ones. */
+static __always_inline void dedup_bytes(struct scratch *s, bool keep)
+{
+	__u32 zero = 0;
+	struct snap_last *last = bpf_map_lookup_elem(&snap_last_map, &zero);
+	__u32 snap = s->ev.snap;
+	if (!last || !snap)
+		return;
+	__u64 w[8] = {};
+	__builtin_memcpy(w, s->data, sizeof(w)); /* the headers: what any rewrite changes */
+	__u64 h = 0xcbf29ce484222325ULL ^ snap;
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		h = (h ^ w[i]) * 0x100000001b3ULL;
+	if (!keep && last->skb == s->ev.skb && last->hash == h) {
+		s->ev.snap = 0;
+		s->ev.flags |= ST_F_SAME_BYTES;
+		return;
+	}
+	last->skb = s->ev.skb;
+	last->hash = h;
+}
+
 #define AF_UNIX 1
 #define AF_NETLINK 16
 
@@ -405,6 +446,7 @@ static __always_inline struct scratch *skb_event(const bool btf, __u16 probe, co
 	fill_skb(btf, s, skb, rx_path);
 	if (!keep_skb(btf, s, skb, freeing))
 		return NULL;
+	dedup_bytes(s, false);
 	return s;
 }
 
@@ -556,6 +598,7 @@ static __always_inline struct scratch *sock_event(const bool btf, __u16 probe, c
 			s->ev.netns = sk_netns(btf, sk);
 		if (!keep_skb(btf, s, skb, false))
 			return NULL;
+		dedup_bytes(s, false);
 	} else {
 		struct flow f = {};
 		flow_from_sock(btf, &f, sk);
@@ -567,11 +610,20 @@ static __always_inline struct scratch *sock_event(const bool btf, __u16 probe, c
 	return s;
 }
 
+/*
+ * The skb here is the one in the retransmit queue: what went out is a clone with its own headers and its
+ * own records. This one has no headers to filter on or capture (a port or address filter would drop
+ * every retransmission), so the socket decides, and the record keeps only the skb's length.
+ */
 static __always_inline int h_tcp_retransmit_skb(__u64 *ctx, const bool btf)
 {
-	struct scratch *s = sock_event(btf, ST_P_TCP_RETRANSMIT_SKB, ARG(0, const struct sock *),
-				       ARG(1, const struct sk_buff *), true);
-	return s ? finish(s) : 0;
+	const struct sk_buff *skb = ARG(1, const struct sk_buff *);
+	struct scratch *s = sock_event(btf, ST_P_TCP_RETRANSMIT_SKB, ARG(0, const struct sock *), 0, true);
+	if (!s)
+		return 0;
+	if (skb)
+		s->ev.len = R(btf, skb, len);
+	return finish(s);
 }
 ST_TRACEPOINT(tcp_retransmit_skb, h_tcp_retransmit_skb)
 
@@ -873,6 +925,7 @@ static __always_inline int nf_bracket(const bool btf, struct bpf_nf_ctx *ctx, __
 	s->ev.netns = R2(btf, state, net, ns.inum);
 	if (!keep_skb(btf, s, skb, false))
 		return NF_ACCEPT;
+	dedup_bytes(s, true);
 
 	unsigned long nfct = R(btf, skb, _nfct);
 	const struct nf_conn *ct = (const void *)(nfct & ~7UL);

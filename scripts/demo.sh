@@ -25,9 +25,6 @@ show() {
 }
 show info "$OUT"
 show drops "$OUT"
-# TODO(lead): `skbtrail diag` is not there yet; once it is, this runs it (and `paths` could join).
-if "$SKBTRAIL" --help 2>/dev/null | grep -qE '^ +diag '; then
-    show diag "$OUT"
-fi
+show diag --quiet "$OUT"
 echo
 echo "demo: the bundle is $OUT; try: .build/debug/skbtrail paths $OUT" >&2

@@ -73,6 +73,9 @@ public final class Analysis {
         decodeStats = stats
         temporaryDirectory = temporary
         db = try Analysis.openReadOnly(path)
+        // The built-in rules' findings belong to the analysis: the `finding` view is filled for every
+        // command (`sql` included), once per decode and rule set (Diagnosis keeps them by a key).
+        _ = try? Diagnosis(self)
     }
 
     deinit {

@@ -10,7 +10,7 @@ import SkbtrailEvents
 /// the tables are written with prepared statements in one transaction.
 public struct Decoder {
     /// Bumped whenever decoding changes what lands in the analysis database (it invalidates caches).
-    public static let version = 1
+    public static let version = 3
 
     /// Counts of one decode.
     public struct Stats: Sendable {
@@ -134,7 +134,7 @@ public struct Decoder {
                 try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
                     var hdr = PacketHeaders()
                     var hash: UInt64 = 0
-                    if ev.snap > 0 && ev.l3_from != 0 {
+                    if !snap.isEmpty && ev.l3_from != 0 {
                         snap.withUnsafeBytes { raw in
                             hdr = PacketHeaders.parse(raw, ethertype: UInt16(bigEndian: ev.protocol))
                             hash = Decoder.fnv(raw, limit: 64)

@@ -389,6 +389,7 @@ extension Decoder {
                 try pe.run()
             }
 
+            try writeTCP(db, events: events, rank: rank, packetOf: packetOf)  // TCPDecode.swift
             Decoder.phase("events written", stats.started)
             // packets, NAT, clones
             let pk = try BulkInsert(db, "INSERT INTO pkt VALUES (" + Array(repeating: "?", count: 31).joined(separator: ",") + ")")

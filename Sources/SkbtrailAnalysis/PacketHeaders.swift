@@ -112,6 +112,8 @@ public struct PacketHeaders: Sendable {
     public var tcpFlags: UInt8 = 0
     public var tcpSeq: UInt32 = 0
     public var tcpAck: UInt32 = 0
+    /// The TCP header's window field as sent (not scaled); -1 when the header is cut short.
+    public var tcpWindow: Int32 = -1
     public var icmpType: Int16 = -1
     public var icmpCode: Int16 = -1
     public var icmpID: Int32 = -1
@@ -215,6 +217,7 @@ public struct PacketHeaders: Sendable {
             sport = u16(off); dport = u16(off + 2); hasPorts = true
             tcpSeq = u32(off + 4); tcpAck = u32(off + 8)
             tcpFlags = b[off + 13]
+            if b.count >= off + 16 { tcpWindow = Int32(u16(off + 14)) }
         case 17, 136: // UDP, UDP-Lite
             guard b.count >= off + 8 else { fragment = true; return }
             sport = u16(off); dport = u16(off + 2); hasPorts = true

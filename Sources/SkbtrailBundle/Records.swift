@@ -12,10 +12,15 @@ public struct RawRecord {
 /// a size that cannot be right is a corrupted chunk.
 public struct RecordWalker {
     public private(set) var unknownRecords = 0
+    /// Per CPU, the skb and packet bytes of its latest record that carried bytes: the recorder leaves
+    /// the bytes out of a record (ST_F_SAME_BYTES) when they equal these.
+    private var lastBytes: [UInt32: (skb: UInt64, bytes: [UInt8])] = [:]
 
     public init() {}
 
-    /// Calls `body` for every ST_REC_EVENT record in `bytes[0..<count]`.
+    /// Calls `body` for every ST_REC_EVENT record in `bytes[0..<count]`, with its packet bytes: those
+    /// stored after it, or for a record marked ST_F_SAME_BYTES the ones its CPU last stored for the skb.
+    /// Walk a bundle's chunks in order with one walker.
     public mutating func walk(_ bytes: [UInt8], count: Int, chunk: Int64,
                               _ body: (st_event, ArraySlice<UInt8>) throws -> Void) throws {
         let eventSize = BundleFormat.eventSize
@@ -37,7 +42,15 @@ public struct RecordWalker {
                     let event = raw.loadUnaligned(fromByteOffset: offset, as: st_event.self)
                     let snap = min(Int(event.snap), size - eventSize)
                     let start = offset + eventSize
-                    try body(event, bytes[start..<(start + snap)])
+                    if snap > 0 {
+                        if event.skb != 0 { lastBytes[event.cpu] = (event.skb, Array(bytes[start..<(start + snap)])) }
+                        try body(event, bytes[start..<(start + snap)])
+                    } else if event.flags & UInt8(ST_F_SAME_BYTES.rawValue) != 0,
+                              let last = lastBytes[event.cpu], last.skb == event.skb {
+                        try body(event, last.bytes[...])
+                    } else {
+                        try body(event, bytes[start..<start])
+                    }
                 } else {
                     unknownRecords += 1
                 }

@@ -19,8 +19,10 @@ func sampleRecording(codec: String = "zstd") -> Recording {
 }
 
 /// Bytes of one ST_REC_EVENT record with `snap` packet bytes, as the BPF side lays it out.
-func eventRecord(probe: UInt32, ts: UInt64, skb: UInt64, packet: [UInt8]) -> [UInt8] {
+func eventRecord(probe: UInt32, ts: UInt64, skb: UInt64, packet: [UInt8], cpu: UInt32 = 0, flags: UInt8 = 0) -> [UInt8] {
     var event = st_event()
+    event.cpu = cpu
+    event.flags = flags
     let padded = (packet.count + 7) & ~7
     event.type = UInt16(ST_REC_EVENT.rawValue)
     event.size = UInt16(BundleFormat.eventSize + padded)
@@ -77,6 +79,20 @@ func eventRecord(probe: UInt32, ts: UInt64, skb: UInt64, packet: [UInt8]) -> [UI
         try walker.walk(raw, count: raw.count, chunk: 1) { _, _ in count += 1 }
         #expect(count == 2)
         #expect(walker.unknownRecords == 1)
+    }
+
+    @Test func sameBytesComeFromTheSameCPUsPreviousRecordOfTheSkb() throws {
+        let same = UInt8(ST_F_SAME_BYTES.rawValue)
+        let probe = ST_P_NET_DEV_QUEUE.rawValue
+        var raw = eventRecord(probe: probe, ts: 1, skb: 7, packet: [0x45, 1, 2, 3], cpu: 0)
+        raw += eventRecord(probe: probe, ts: 2, skb: 7, packet: [], cpu: 0, flags: same)  // -> 0x45 1 2 3
+        raw += eventRecord(probe: probe, ts: 3, skb: 7, packet: [], cpu: 1, flags: same)  // other CPU: none
+        raw += eventRecord(probe: probe, ts: 4, skb: 8, packet: [0x60, 9], cpu: 0)
+        raw += eventRecord(probe: probe, ts: 5, skb: 7, packet: [], cpu: 0, flags: same)  // slot now skb 8: none
+        var walker = RecordWalker()
+        var got: [[UInt8]] = []
+        try walker.walk(raw, count: raw.count, chunk: 1) { _, packet in got.append(Array(packet)) }
+        #expect(got == [[0x45, 1, 2, 3], [0x45, 1, 2, 3], [], [0x60, 9], []])
     }
 
     @Test func impossibleRecordSizeIsACorruptChunk() throws {

@@ -67,7 +67,8 @@ SELECT e.packet_id, e.step, e.id AS event_id, e.ts,
        e.ts - p.first_ts AS rel_ns, e.ts - r.started_ns AS t_ns, e.ts + r.boot_to_unix_ns AS unix_ns,
        e.probe, e.probe_name, e.netns, n.name AS netns_name, e.ifindex, i.name AS ifname,
        e.cpu, e.pid, e.comm, printf('%x', e.skb) AS skb, e.len, e.detail,
-       (SELECT group_concat(x.text, '; ') FROM nat x WHERE x.event_id = e.id) AS nat
+       (SELECT group_concat(x.text, '; ') FROM nat x WHERE x.event_id = e.id) AS nat,
+       e.ts - (SELECT b.ts FROM ev b WHERE b.packet_id = e.packet_id AND b.step = e.step - 1) AS hop_ns
 FROM ev e
 JOIN pkt p ON p.id = e.packet_id
 CROSS JOIN bundle_recording r

@@ -1,0 +1,185 @@
+import Foundation
+import GRDB
+
+/// What `skbtrail latency` measures and shows.
+public struct LatencyOptions: Sendable {
+    /// Measure from the first step at this probe (a name from the probe table; a netfilter name without
+    /// its priority, such as nf:ipv4:prerouting, matches any bracket of that hook)...
+    public var from: String?
+    /// ...to the first step at this probe after it. Without from/to, a packet's lifetime is measured.
+    public var to: String?
+    /// List only packets whose measured time is at least this.
+    public var minNs: Int64?
+    /// At most this many packets listed (0: all).
+    public var limit = 50
+    /// Statistics and histograms only, no packet list.
+    public var summaryOnly = false
+    public var json = false
+    public init() {}
+}
+
+extension Analysis {
+    struct LatencyStep {
+        var step: Int64
+        var ts: Int64
+        var probe: String
+        var ifname: String?
+        var netns: String?
+    }
+
+    struct LatencyPacket {
+        var id: Int64
+        var tuple: String
+        var fate: String
+        var steps: [LatencyStep] = []
+        var span: Int64 = 0
+        var spanFrom = 0
+        var spanTo = 0
+        var lifetime: Int64 { (steps.last?.ts ?? 0) - (steps.first?.ts ?? 0) }
+    }
+
+    /// Whether a step's probe name is what the user named.
+    static func probeMatches(_ name: String, _ wanted: String) -> Bool {
+        name == wanted || name.hasPrefix(wanted + ":")
+    }
+
+    /// `skbtrail latency`: per packet, the time of each step since the previous and the lifetime; the
+    /// time between two named steps over all packets as statistics and a log2 histogram; the hops
+    /// (pairs of consecutive probes) where packets spent the most time.
+    public func latencyReport(filter: PacketFilter, options: LatencyOptions) throws -> String {
+        if (options.from == nil) != (options.to == nil) {
+            throw AnalysisError.message("give both --from and --to (the two steps to measure between), or neither to measure each packet's lifetime.")
+        }
+        let (cond, args) = try filter.sql()
+        let known = try db.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT name FROM probe_events") }
+        for name in [options.from, options.to].compactMap({ $0 }) where !known.contains(where: { Analysis.probeMatches($0, name) }) {
+            let list = known.sorted().joined(separator: ", ")
+            throw AnalysisError.message("no step at probe '\(name)' in this recording. Probes with events: \(list).")
+        }
+        var packets: [LatencyPacket] = []
+        try db.read { db in
+            let cursor = try Row.fetchCursor(db, sql: """
+                SELECT p.id, coalesce(p.tuple, '') AS tuple, p.fate, e.step, e.ts, e.probe_name, i.name AS ifname, n.name AS netns_name
+                FROM pkt p JOIN ev e ON e.packet_id = p.id
+                LEFT JOIN bundle_interface i ON i.netns = e.netns AND i.ifindex = e.ifindex
+                LEFT JOIN bundle_netns n ON n.inode = e.netns
+                WHERE \(cond) ORDER BY p.id, e.step
+                """, arguments: StatementArguments(args))
+            while let row = try cursor.next() {
+                let id: Int64 = row["id"]
+                if packets.last?.id != id { packets.append(LatencyPacket(id: id, tuple: row["tuple"], fate: row["fate"])) }
+                packets[packets.count - 1].steps.append(LatencyStep(step: row["step"], ts: row["ts"], probe: row["probe_name"],
+                                                                    ifname: row["ifname"], netns: row["netns_name"]))
+            }
+        }
+        // the measured span of each packet
+        var measured: [LatencyPacket] = []
+        var without = 0
+        for var p in packets {
+            if let from = options.from, let to = options.to {
+                guard let f = p.steps.firstIndex(where: { Analysis.probeMatches($0.probe, from) }),
+                      let t = p.steps[(f + 1)...].firstIndex(where: { Analysis.probeMatches($0.probe, to) }) else {
+                    without += 1
+                    continue
+                }
+                p.spanFrom = f; p.spanTo = t
+                p.span = p.steps[t].ts - p.steps[f].ts
+            } else {
+                p.spanFrom = 0; p.spanTo = p.steps.count - 1
+                p.span = p.lifetime
+            }
+            measured.append(p)
+        }
+        let spans = measured.map(\.span)
+        let stats = DurationStats(spans)
+        let histogram = Log2Histogram(spans)
+        let slow = measured.filter { p in options.minNs.map { p.span >= $0 } ?? true }
+        let listed = options.summaryOnly ? [] : (options.limit > 0 ? Array(slow.prefix(options.limit)) : slow)
+        let hops = Analysis.hopTable(measured)
+        let what = options.from.map { "\($0) -> \(options.to ?? "")" } ?? "lifetime (first to last step)"
+
+        if options.json {
+            var pairs: [(String, JSON)] = [
+                ("from", .opt(options.from)), ("to", .opt(options.to)), ("measure", .string(what)),
+                ("packets", .int(Int64(packets.count))), ("measured", .int(Int64(measured.count))),
+                ("without_steps", .int(Int64(without))), ("min_ns", .opt(options.minNs)),
+                ("slow", .int(Int64(slow.count))),
+                ("stats", stats.json), ("histogram", histogram.json),
+                ("hops", .array(hops.map { h in
+                    .object([("from", .string(h.from)), ("to", .string(h.to)), ("stats", h.stats.json)])
+                })),
+            ]
+            pairs.append(("packet_list", .array(listed.map { p in
+                var last = p.steps.first?.ts ?? 0
+                return .object([
+                    ("packet", .int(p.id)), ("tuple", .string(p.tuple)), ("fate", .string(p.fate)),
+                    ("span_ns", .int(p.span)), ("lifetime_ns", .int(p.lifetime)),
+                    ("steps", .array(p.steps.enumerated().map { i, s in
+                        defer { last = s.ts }
+                        return .object([("step", .int(s.step)), ("probe", .string(s.probe)), ("ifname", .opt(s.ifname)),
+                                        ("netns", .opt(s.netns)), ("rel_ns", .int(s.ts - (p.steps.first?.ts ?? 0))),
+                                        ("hop_ns", i == 0 ? .null : .int(s.ts - last)),
+                                        ("in_span", .bool(i >= p.spanFrom && i <= p.spanTo))])
+                    })),
+                ])
+            })))
+            return JSON.object(pairs).text + "\n"
+        }
+
+        var out = ""
+        for p in listed {
+            out += "packet \(p.id)  \(p.tuple)  \(p.fate)  lifetime \(Duration.text(p.lifetime))"
+            if options.from != nil { out += "  \(what) \(Duration.text(p.span))" }
+            out += "\n"
+            var rows: [[String]] = []
+            for (i, s) in p.steps.enumerated() {
+                let hop = i == 0 ? "" : "+" + Duration.text(s.ts - p.steps[i - 1].ts)
+                let mark = options.from != nil && (i == p.spanFrom || i == p.spanTo) ? "*" : ""
+                let place = [s.ifname, s.netns].compactMap { $0 }.joined(separator: " @")
+                rows.append(["  " + Duration.text(s.ts - p.steps[0].ts), hop, mark + s.probe, place])
+            }
+            out += TextLayout.table(["  at", "hop", "step", "where"], rows, right: [0, 1])
+            out += "\n"
+        }
+        if slow.count > listed.count && !options.summaryOnly {
+            out += "(\(slow.count - listed.count) more packets: --limit 0 lists them all)\n\n"
+        }
+        out += "\(what): \(measured.count) of \(packets.count) packets"
+        if without > 0 { out += " (\(without) lack the steps)" }
+        if let min = options.minNs { out += ", \(slow.count) at least \(Duration.text(min))" }
+        out += "\n"
+        if stats.count > 0 {
+            out += "  " + stats.text + "\n"
+            out += histogram.text()
+        }
+        if !hops.isEmpty {
+            out += "\nhops where the time went (consecutive steps, by total time):\n"
+            let rows = hops.prefix(10).map { h in
+                ["  \(h.from) -> \(h.to)", String(h.stats.count), Duration.text(h.stats.p50), Duration.text(h.stats.max),
+                 Duration.text(h.total)]
+            }
+            out += TextLayout.table(["  hop", "count", "p50", "max", "total"], rows, right: [1, 2, 3, 4])
+        }
+        return out
+    }
+
+    struct Hop {
+        var from: String
+        var to: String
+        var stats: DurationStats
+        var total: Int64
+    }
+
+    /// Pairs of consecutive steps inside each packet's measured span, with their durations, slowest total first.
+    static func hopTable(_ packets: [LatencyPacket]) -> [Hop] {
+        var times: [String: (from: String, to: String, values: [Int64])] = [:]
+        for p in packets where p.spanTo > p.spanFrom {
+            for i in (p.spanFrom + 1)...p.spanTo {
+                let a = p.steps[i - 1].probe, b = p.steps[i].probe
+                times[a + "\u{0}" + b, default: (a, b, [])].values.append(p.steps[i].ts - p.steps[i - 1].ts)
+            }
+        }
+        return times.values.map { Hop(from: $0.from, to: $0.to, stats: DurationStats($0.values), total: $0.values.reduce(0, +)) }
+            .sorted { $0.total != $1.total ? $0.total > $1.total : $0.from + $0.to < $1.from + $1.to }
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import GRDB
+
+/// Which connections `skbtrail tcp` shows and how.
+public struct TCPOptions: Sendable {
+    /// Either end's address.
+    public var addr: String?
+    /// Either end's port.
+    public var port: Int?
+    /// A namespace name or inode.
+    public var netns: String?
+    /// Only this connection id.
+    public var connection: Int?
+    /// Also list every sample (tcp_probe, retransmit, reset, state change).
+    public var samples = false
+    /// Include sockets that only listened (no peer).
+    public var listeners = false
+    public var json = false
+    public init() {}
+}
+
+extension Analysis {
+    /// `skbtrail tcp`: per connection, its state changes, RTT (min, median, max, histogram), cwnd,
+    /// retransmissions, resets with their reasons, and segments seen, from the tcp_connection and
+    /// tcp_sample views.
+    public func tcpReport(options: TCPOptions) throws -> String {
+        var conds: [String] = []
+        var args: [DatabaseValueConvertible?] = []
+        if let addr = options.addr { conds.append("(laddr = ? OR raddr = ?)"); args += [addr, addr] }
+        if let port = options.port { conds.append("(lport = ? OR rport = ?)"); args += [port, port] }
+        if let netns = options.netns {
+            if let inode = Int64(netns) { conds.append("netns = ?"); args.append(inode) } else { conds.append("netns_name = ?"); args.append(netns) }
+        }
+        if let id = options.connection { conds.append("id = ?"); args.append(id) }
+        if !options.listeners && options.connection == nil { conds.append("NOT (rport = 0 AND raddr IN ('0.0.0.0', '::'))") }
+        let whereSQL = conds.isEmpty ? "" : "WHERE " + conds.joined(separator: " AND ")
+        return try db.read { db in
+            let conns = try Row.fetchAll(db, sql: "SELECT * FROM tcp_connection \(whereSQL) ORDER BY id", arguments: StatementArguments(args))
+            var out = ""
+            if conns.isEmpty && !options.json {
+                let probes = try Int.fetchOne(db, sql: "SELECT count(*) FROM probe_events WHERE probe BETWEEN 20 AND 26") ?? 0
+                return probes == 0
+                    ? "no TCP socket records in this recording (the tcp tracepoints saw nothing that matched the recorder's filters).\n"
+                    : "no connection matches.\n"
+            }
+            for c in conns {
+                let id: Int64 = c["id"]
+                let samples = try Row.fetchAll(db, sql: "SELECT * FROM tcp_sample WHERE connection_id = ? ORDER BY event_id", arguments: [id])
+                let rtts = samples.filter { ($0["kind"] as String) == "probe" }.compactMap { $0["srtt_us"] as Int64? }.filter { $0 > 0 }
+                let histogram = Log2Histogram(rtts.map { $0 * 1000 })
+                let states = samples.filter { ($0["kind"] as String) == "state" }
+                let retrans = samples.filter { ($0["kind"] as String) == "retransmit" }
+                let resets = samples.filter { ["send_reset", "receive_reset"].contains($0["kind"] as String) }
+                if options.json {
+                    out += Analysis.connectionJSON(c, states: states, retrans: retrans, resets: resets, histogram: histogram,
+                                                   samples: options.samples ? samples : nil).text + "\n"
+                    continue
+                }
+                out += Analysis.connectionText(c, states: states, retrans: retrans, resets: resets, histogram: histogram)
+                if options.samples {
+                    let rows = samples.map { s -> [String] in
+                        let t: Int64 = s["t_ns"]
+                        var what = s["kind"] as String
+                        if let st = s["state"] as String? { what += " " + ((s["oldstate"] as String?).map { "\($0) -> " } ?? "") + st }
+                        var fig = ""
+                        if let srtt = s["srtt_us"] as Int64?, (s["kind"] as String) != "state" {
+                            fig = "srtt \(Duration.text(srtt * 1000)) cwnd \(s["cwnd"] as Int64? ?? 0) inflight \(s["packets_out"] as Int64? ?? 0) retrans \(s["total_retrans"] as Int64? ?? 0)"
+                        }
+                        if let r = s["rst_reason"] as String? { fig = "reason \(r)" }
+                        return ["    " + TextLayout.seconds(t), what, fig]
+                    }
+                    out += "  samples:\n" + TextLayout.table(["    t (s)", "sample", "figures"], rows)
+                }
+                out += "\n"
+            }
+            return out
+        }
+    }
+
+    static func connectionText(_ c: Row, states: [Row], retrans: [Row], resets: [Row], histogram: Log2Histogram) -> String {
+        let id: Int64 = c["id"]
+        var out = "connection \(id)  \(c["tuple"] as String? ?? "?")  netns \(c["netns_name"] as String? ?? String(c["netns"] as Int64))"
+        if let sk = c["sk"] as String? { out += "  sk \(sk)" }
+        out += "\n"
+        let t: Int64 = c["t_ns"], d: Int64 = c["duration_ns"]
+        out += "  seen     \(TextLayout.seconds(t)) s for \(Duration.text(d))"
+        if let last = c["last_state"] as String? { out += ", last state \(last)" }
+        out += "\n"
+        if !states.isEmpty {
+            out += "  states   " + states.map { s in
+                "\(TextLayout.seconds(s["t_ns"])) \(s["oldstate"] as String? ?? "?") -> \(s["state"] as String? ?? "?")"
+            }.joined(separator: ", ") + "\n"
+        }
+        let n: Int64 = c["rtt_samples"]
+        if n > 0 {
+            out += "  srtt     min \(Duration.text((c["srtt_min_us"] as Int64) * 1000))  median \(Duration.text((c["srtt_median_us"] as Int64) * 1000))"
+                + "  max \(Duration.text((c["srtt_max_us"] as Int64) * 1000))  last \(Duration.text((c["srtt_last_us"] as Int64? ?? 0) * 1000))  (\(n) tcp_probe samples)\n"
+        } else {
+            out += "  srtt     no tcp_probe samples with an RTT\n"
+        }
+        if let lo = c["cwnd_min"] as Int64? {
+            out += "  cwnd     min \(lo)  max \(c["cwnd_max"] as Int64? ?? 0)  last \(c["cwnd_last"] as Int64? ?? 0) (packets)\n"
+        }
+        let segOut: Int64 = c["segments_out"], segIn: Int64 = c["segments_in"], dropped: Int64 = c["segments_out_dropped"]
+        var seg = "  segments \(segOut) sent, \(segIn) received"
+        if dropped > 0 { seg += ", \(dropped) sent were dropped" }
+        if let acked = c["bytes_acked"] as Int64?, acked > 0 { seg += "; \(acked) bytes acknowledged" }
+        out += seg + "\n"
+        let rcount: Int64 = c["retransmits"]
+        out += "  retrans  \(rcount)"
+        if rcount > 0 {
+            let times = retrans.prefix(10).map { TextLayout.seconds($0["t_ns"]) }.joined(separator: ", ")
+            out += " at \(times)\(retrans.count > 10 ? ", ..." : "") s"
+        }
+        if let total = c["total_retrans"] as Int64?, total > 0 { out += " (kernel's total_retrans \(total))" }
+        out += "\n"
+        let sent: Int64 = c["resets_sent"], received: Int64 = c["resets_received"]
+        if sent + received > 0 {
+            out += "  resets   " + resets.map { r in
+                let kind = (r["kind"] as String) == "send_reset" ? "sent" : "received"
+                return "\(kind) at \(TextLayout.seconds(r["t_ns"])) s" + ((r["rst_reason"] as String?).map { " (\($0))" } ?? "")
+            }.joined(separator: ", ") + "\n"
+        }
+        let zs: Int64 = c["zero_window_sent"], zr: Int64 = c["zero_window_received"]
+        if zs + zr > 0 { out += "  zero window: \(zs) advertised, \(zr) received from the peer\n" }
+        let bad: Int64 = c["bad_csum"], full: Int64 = c["rcvqueue_full"]
+        if bad > 0 { out += "  bad checksums: \(bad)\n" }
+        if full > 0 { out += "  receive queue full: \(full) times\n" }
+        if !histogram.buckets.isEmpty { out += "  srtt histogram:\n" + histogram.text(indent: "    ") }
+        return out
+    }
+
+    static func connectionJSON(_ c: Row, states: [Row], retrans: [Row], resets: [Row], histogram: Log2Histogram, samples: [Row]?) -> JSON {
+        func us(_ key: String) -> JSON { (c[key] as Int64?).map { .int($0 * 1000) } ?? .null }
+        var pairs: [(String, JSON)] = []
+        for key in ["id", "netns", "netns_name", "sk", "family", "laddr", "lport", "raddr", "rport", "tuple", "t_ns", "duration_ns", "last_state"] {
+            pairs.append((key == "id" ? "connection" : key, JSON(c[key] as DatabaseValue)))
+        }
+        pairs.append(("states", .array(states.map { s in
+            .object([("t_ns", JSON(s["t_ns"] as DatabaseValue)), ("from", JSON(s["oldstate"] as DatabaseValue)), ("to", JSON(s["state"] as DatabaseValue))])
+        })))
+        pairs.append(("srtt", .object([("samples", JSON(c["rtt_samples"] as DatabaseValue)), ("min_ns", us("srtt_min_us")),
+                                       ("median_ns", us("srtt_median_us")), ("max_ns", us("srtt_max_us")), ("last_ns", us("srtt_last_us")),
+                                       ("histogram", histogram.json)])))
+        pairs.append(("cwnd", .object([("min", JSON(c["cwnd_min"] as DatabaseValue)), ("max", JSON(c["cwnd_max"] as DatabaseValue)),
+                                       ("last", JSON(c["cwnd_last"] as DatabaseValue))])))
+        pairs.append(("retransmits", .object([("count", JSON(c["retransmits"] as DatabaseValue)),
+                                              ("total_retrans", JSON(c["total_retrans"] as DatabaseValue)),
+                                              ("t_ns", .array(retrans.map { JSON($0["t_ns"] as DatabaseValue) }))])))
+        pairs.append(("resets", .array(resets.map { r in
+            .object([("t_ns", JSON(r["t_ns"] as DatabaseValue)),
+                     ("direction", .string((r["kind"] as String) == "send_reset" ? "sent" : "received")),
+                     ("reason", JSON(r["rst_reason"] as DatabaseValue)), ("state", JSON(r["state"] as DatabaseValue))])
+        })))
+        for key in ["segments_out", "segments_in", "segments_out_dropped", "bytes_acked", "zero_window_sent", "zero_window_received",
+                    "bad_csum", "rcvqueue_full"] {
+            pairs.append((key, JSON(c[key] as DatabaseValue)))
+        }
+        if let samples {
+            let keys = ["event_id", "t_ns", "kind", "state", "oldstate", "srtt_us", "cwnd", "snd_una", "snd_nxt", "packets_out",
+                        "retrans_out", "total_retrans", "rst_reason", "packet_id", "window"]
+            pairs.append(("samples", .array(samples.map { s in .object(keys.map { ($0, JSON(s[$0] as DatabaseValue)) }) })))
+        }
+        return .object(pairs)
+    }
+}

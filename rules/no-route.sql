@@ -1,0 +1,18 @@
+-- id: no-route
+-- title: No route to the destination (received packet to forward, or a packet to send)
+-- level: ERROR
+-- needs: kfree_skb
+SELECT p.id AS packet_id, p.last_event AS event_id, 'ERROR' AS level, 'no-route' AS code,
+       'no route to ' || p.daddr || ' in netns ' || coalesce(p.netns_name, p.netns)
+           || CASE WHEN p.drop_reason = 'IP_INNOROUTES' THEN ' for a packet received on ' || coalesce(p.ifname, '?') ELSE '' END
+           || CASE WHEN EXISTS (SELECT 1 FROM event e WHERE e.packet_id = p.id AND e.probe_name = 'icmp_send' AND e.detail LIKE 'type 3 %')
+                   THEN '; the kernel answered ICMP destination unreachable' ELSE '' END
+           || ' (' || p.tuple || ')' AS message,
+       'add a route for ' || p.daddr || ' (or a default route) in netns ' || coalesce(p.netns_name, p.netns)
+           || ': ip route add ' || p.daddr || ' via GATEWAY; its routes when the recording started: '
+           || coalesce((SELECT group_concat(l.line, ' | ') FROM snapshot_line l WHERE l.netns = p.netns AND l.phase = 'start'
+                        AND l.source = CASE WHEN p.l3 = 'ipv6' THEN 'ip6-route' ELSE 'ip-route' END
+                        AND l.line NOT LIKE 'local %' AND l.line NOT LIKE 'broadcast %' AND l.line NOT LIKE '% table local %'
+                        AND l.line NOT LIKE 'multicast %' AND l.line NOT LIKE 'anycast %'), 'none') AS advice
+FROM packet p
+WHERE p.fate = 'dropped' AND p.drop_reason IN ('IP_INNOROUTES', 'IP_OUTNOROUTES')
