@@ -121,13 +121,15 @@ scenario_netfilter_drop() {
     veth "$A" "$IA" $CA/24 "$B" "$IB" $SB/24
     ip netns exec "$B" iptables -w -A INPUT -p icmp -j DROP
     background "$B" nc -k -l $SB $tcp
-    background "$B" nc -u -l $SB $udp
+    # reads one datagram and exits (nc -u -l with stdin at EOF may never read it)
+    background "$B" python3 -c "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$SB', $udp)); s.recv(100)"
     wait_listen "$B" t $tcp
     wait_listen "$B" u $udp
     say "namespace $A ($CA) pings $B ($SB), which drops ICMP in filter INPUT; UDP :$udp and TCP :$tcp get through"
     record ip netns exec "$A" bash -c "
         ping -c $pings -i 0.2 -W 1 $SB >/dev/null
         echo udp-hello >/dev/udp/$SB/$udp
+        sleep 0.5   # the UDP listener reads it (and the skb's free is recorded) before the end
         echo tcp-hello | nc -N -w 2 $SB $tcp
         exit 0"
     expect scenario netfilter-drop

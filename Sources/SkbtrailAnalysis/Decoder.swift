@@ -10,7 +10,7 @@ import SkbtrailEvents
 /// the tables are written with prepared statements in one transaction.
 public struct Decoder {
     /// Bumped whenever decoding changes what lands in the analysis database (it invalidates caches).
-    public static let version = 3
+    public static let version = 4
 
     /// Counts of one decode.
     public struct Stats: Sendable {

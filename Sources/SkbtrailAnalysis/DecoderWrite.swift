@@ -91,6 +91,11 @@ extension Decoder {
             // freed without a tracepoint (TCP's __kfree_skb, defer-free): its last stage is its fate
             out.fate = Decoder.fate(stage)
             out.incomplete = "its free was not traced; the address was reused by a later packet"
+        } else if stage == .delivered && lostTotal == 0 {
+            // Local delivery reached and nothing dropped it: UDP frees a read datagram with
+            // __consume_stateless_skb and TCP with __kfree_skb, neither of which has a tracepoint.
+            out.fate = Decoder.fate(stage)
+            out.incomplete = "reached local delivery; its free was not traced (the socket layer frees it without a tracepoint)"
         } else {
             out.fate = "incomplete"
             out.incomplete = packet.superseded && lostTotal == 0

@@ -38,7 +38,9 @@ import Testing
         #expect(c["segments_out_dropped"] as Int64 == Int64(facts["qdisc_dropped"] ?? ""))
         #expect(c["retransmits"] as Int64 == Int64(facts["client_tcp_retranssegs"] ?? ""))
         let acked: Int64 = c["bytes_acked"], bytes = Int64(facts["bytes"] ?? "") ?? 0
-        #expect(acked <= bytes + 1 && acked >= bytes - 1500)
+        // tcp_probe fires only in ESTABLISHED: ACKs of the last flight, which arrive after the FIN went
+        // out (FIN_WAIT1), are not sampled. So acked is the bytes sent less at most that flight.
+        #expect(acked <= bytes + 1 && acked >= bytes - 16 * 1448, "acked \(acked) of \(bytes)")
         // the server side: its RTT is the handshake's, not delayed (no qdisc on its side)
         let server = try rows(a, "SELECT * FROM tcp_connection WHERE laddr = '\(facts["server_addr"] ?? "")' AND lport = \(facts["tcp_port"] ?? "0")")
         #expect(server.count == 1)
