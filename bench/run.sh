@@ -4,6 +4,12 @@
 #
 #   bench/run.sh [--seconds N] [--rounds R] [--events N] [--only recorder|analyzer]
 #
+# TRACERS="none skbtrail-3 perf-3" and LOADS=udp narrow the recorder part. Tracers: none, skbtrail-3 and
+# perf-3 (3 tracepoints: a packet's send, receive and free), skbtrail and perf (8 tracepoints of the
+# device layer and skb lifetime), skbtrail-all (every probe, netfilter brackets included), bpftrace
+# (the 8 tracepoints, printf to a file), skbtrail-1m and perf-1m (the 8 tracepoints with 1 MiB of
+# buffer in all instead of 16, to compare losses).
+#
 # Tracers are run interleaved (round 1: none, skbtrail, perf, bpftrace; round 2: ...) and every figure
 # is a ratio to "no tracer" of the same round: shared machines drift, ratios drift less.
 set -euo pipefail
@@ -19,7 +25,7 @@ while [ $# -gt 0 ]; do
         --rounds) rounds=$2; shift 2 ;;
         --events) events=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n "2,15p" "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -49,6 +55,9 @@ bin="$here/.build/release"
 tps="net:netif_receive_skb net:netif_rx net:net_dev_queue net:net_dev_start_xmit net:net_dev_xmit skb:kfree_skb skb:consume_skb skb:skb_copy_datagram_iovec"
 perf_events=$(echo "$tps" | tr ' ' ',')
 skbtrail_probes="netif_receive_skb,netif_rx,net_dev_queue,net_dev_start_xmit,net_dev_xmit,kfree_skb,consume_skb,skb_copy_datagram_iovec"
+# The small set: three records per packet (sent, received, freed), the issue's "3+ events per packet".
+perf_events3="net:net_dev_queue,net:netif_receive_skb,skb:consume_skb,skb:kfree_skb"
+skbtrail_probes3="net_dev_queue,netif_receive_skb,consume_skb,kfree_skb"
 bt_probes=$(for t in $tps; do printf 'tracepoint:%s,' "$t"; done | sed 's/,$//')
 
 setup_pair() {
@@ -82,11 +91,14 @@ traced() {
     case "$tracer" in
         none)
             echo "$(workload "$load") 0 0 0 0" ;;
-        skbtrail|skbtrail-all)
+        skbtrail|skbtrail-all|skbtrail-3|skbtrail-1m)
             # In the background like the others, so its CPU time is its own, not the workload's.
             local probes=(--probes "$skbtrail_probes")
             [ "$tracer" = skbtrail-all ] && probes=()
-            /usr/bin/time -f "%U %S" -o "$out.time" "$bin/skbtrail-record" -o "$out.skbt" "${probes[@]}" 2>"$out.err" &
+            [ "$tracer" = skbtrail-3 ] && probes=(--probes "$skbtrail_probes3")
+            local ring=16
+            [ "$tracer" = skbtrail-1m ] && ring=1
+            /usr/bin/time -f "%U %S" -o "$out.time" "$bin/skbtrail-record" -o "$out.skbt" --ring-size "$ring" "${probes[@]}" 2>"$out.err" &
             local ts=$!
             for _ in $(seq 100); do grep -q "recording into" "$out.err" 2>/dev/null && break; sleep 0.1; done
             local pps; pps=$(workload "$load" | tail -1)
@@ -96,8 +108,12 @@ traced() {
             ev=$(sqlite3 "$out.skbt" "SELECT coalesce(sum(records),0) FROM chunk")
             lost=$(sqlite3 "$out.skbt" "SELECT coalesce(sum(events),0) FROM lost")
             echo "$pps $ev $lost $(tail -1 "$out.time" | awk '{print $1+$2}') $(stat -c %s "$out.skbt")" ;;
-        perf)
-            /usr/bin/time -f "%U %S" -o "$out.time" perf record -q -a -m 2048 -e "$perf_events" -o "$out.data" 2>"$out.err" &
+        perf|perf-3|perf-1m)
+            # -m: pages per CPU; 2048 x 4 KiB x 2 CPUs = 16 MiB like skbtrail's ring, 128 pages = 1 MiB
+            local events=$perf_events pages=$((16 * 256 / $(nproc)))
+            [ "$tracer" = perf-3 ] && events=$perf_events3
+            [ "$tracer" = perf-1m ] && pages=$((256 / $(nproc)))
+            /usr/bin/time -f "%U %S" -o "$out.time" perf record -q -a -m "$pages" -e "$events" -o "$out.data" 2>"$out.err" &
             local tp=$!
             sleep 1
             local pps; pps=$(workload "$load" | tail -1)
@@ -124,8 +140,9 @@ traced() {
 
 if [ "$only" != analyzer ]; then
     setup_pair
-    tracers="none skbtrail skbtrail-all perf bpftrace"
-    for load in udp tcp; do
+    tracers="${TRACERS:-none skbtrail-3 perf-3 skbtrail skbtrail-all perf skbtrail-1m perf-1m bpftrace}"
+    loads="${LOADS:-udp tcp}"
+    for load in $loads; do
         : >"$work/results-$load"
         for round in $(seq "$rounds"); do
             for tracer in $tracers; do

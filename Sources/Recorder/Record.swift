@@ -49,7 +49,7 @@ struct Record: ParsableCommand {
     var snaplen: Int = 128
 
     @Option(help: ArgumentHelp("zstd level for chunks (1 fastest .. 19 smallest; 0 stores uncompressed).", valueName: "N"))
-    var zstdLevel: Int = 1
+    var zstdLevel: Int = 3
 
     @Option(help: ArgumentHelp("Ring buffer size in MiB (a power of two).", valueName: "MIB"))
     var ringSize: Int = 16
