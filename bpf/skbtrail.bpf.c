@@ -59,15 +59,23 @@ struct {
 /*
  * skbs that matched the capture filters once: they stay tracked until freed, so a packet is followed
  * through NAT and encapsulation after its headers stop matching (nettrace's behaviour). The value is the
- * skb's data buffer (skb->head): some free paths have no tracepoint (__kfree_skb in TCP receive), so an
- * address can come back as a new skb without a free in between; a different head tells them apart. LRU:
+ * skb's data buffer (skb->head) and protocol: some free paths have no tracepoint (__kfree_skb in TCP
+ * receive), so an address can come back as a new skb without a free in between; a different head or
+ * protocol tells them apart (a reused buffer of the same protocol can still fool it; the analyzer
+ * splits such lives again where the path cannot continue). LRU:
  * entries of skbs freed unseen age out.
  */
+struct tracked_skb {
+	__u64 head;     /* skb->head when it matched */
+	__u16 protocol; /* skb->protocol when it matched: an IPv6 skb at an IPv4 packet's address is new */
+	__u16 pad[3];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct tracked_skb);
 } tracked SEC(".maps");
 
 /*
@@ -350,8 +358,8 @@ static __always_inline bool keep_skb(const bool btf, struct scratch *s, const st
 	if (!cfg.filters)
 		return true;
 	__u64 key = (__u64)skb;
-	__u64 *head = bpf_map_lookup_elem(&tracked, &key);
-	if (head && *head == s->ev.head) {
+	struct tracked_skb *seen = bpf_map_lookup_elem(&tracked, &key);
+	if (seen && seen->head == s->ev.head && seen->protocol == s->ev.protocol) {
 		s->ev.flags |= ST_F_TRACKED;
 		if (freeing)
 			bpf_map_delete_elem(&tracked, &key);
@@ -362,9 +370,9 @@ static __always_inline bool keep_skb(const bool btf, struct scratch *s, const st
 	flow_from_packet(&f, s, s->ev.protocol);
 	bool match = flow_matches(btf, &f, s->ev.netns, R(btf, skb, dev), s->ev.protocol);
 	if (match && !freeing) {
-		__u64 value = s->ev.head;
+		struct tracked_skb value = { .head = s->ev.head, .protocol = s->ev.protocol };
 		bpf_map_update_elem(&tracked, &key, &value, BPF_ANY);
-	} else if (head) {
+	} else if (seen) {
 		bpf_map_delete_elem(&tracked, &key);
 	}
 	return match;

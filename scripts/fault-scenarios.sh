@@ -6,65 +6,22 @@
 #   scripts/fault-scenarios.sh NAME OUTPUT.skbt [extra skbtrail-record flags]
 #   scripts/fault-scenarios.sh list
 #
-# Environment: RECORDER (default .build-diag/debug/skbtrail-record), SF_PREFIX (default sf).
+# Environment: RECORDER (default .build/debug/skbtrail-record), SF_PREFIX (default sf).
 # Needs root, iproute2, iptables, nft, tc, clang (BPF target), ping, nc, python3.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RECORDER=${RECORDER:-$ROOT/.build-diag/debug/skbtrail-record}
+RECORDER=${RECORDER:-$ROOT/.build/debug/skbtrail-record}
 P=${SF_PREFIX:-sf}
 SCENARIOS="iptables-forward-drop nft-drop rp-filter no-route forwarding-disabled ttl-expired mtu-too-big
 neighbour-failure tc-ingress-drop qdisc-loss conntrack-invalid rcvbuf-full listen-overflow tcp-reset healthy"
 
-die() { echo "fault-scenarios.sh: $*" >&2; exit 1; }
+LAB_NAME=fault-scenarios.sh
+# shellcheck source=scripts/lab.sh
+source "$ROOT/scripts/lab.sh"
 
-NAMESPACES=()
-PIDS=()
-WORK=""
-cleanup() {
-    local rc=$? pid ns
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    for ns in "${NAMESPACES[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
-    [[ -n $WORK ]] && rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-netns() {
-    [[ -e /run/netns/$1 ]] && die "namespace $1 exists: another run, or remove it with 'ip netns delete $1'"
-    ip netns add "$1"
-    NAMESPACES+=("$1")
-    ip -n "$1" link set lo up
-}
-veth() {  # veth NS1 IF1 ADDR1/LEN NS2 IF2 ADDR2/LEN
-    ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
-    ip -n "$1" addr add "$3" dev "$2"
-    ip -n "$4" addr add "$6" dev "$5"
-    ip -n "$1" link set "$2" up
-    ip -n "$4" link set "$5" up
-}
-background() { local ns=$1; shift; ip netns exec "$ns" "$@" >/dev/null 2>&1 & PIDS+=("$!"); }
-wait_listen() {
-    local i
-    for i in $(seq 50); do
-        ip netns exec "$1" ss -H "-${2}ln" "sport = :$3" | grep -q . && return 0
-        sleep 0.1
-    done
-    die "nothing listens on port $3 in $1"
-}
 nsx() { ip netns exec "$@"; }
-snmp() {
-    ip netns exec "$1" awk -v t="$2:" -v k="$3" '
-        $1 == t && !h { for (i = 2; i <= NF; i++) col[$i] = i; h = 1; next }
-        $1 == t && h  { print $(col[k]); exit }' /proc/net/snmp
-}
 netstat_ext() { ip netns exec "$1" awk -v k="$2" '$1 == "TcpExt:" && !h { for (i = 2; i <= NF; i++) col[$i] = i; h = 1; next } $1 == "TcpExt:" && h { print $(col[k]); exit }' /proc/net/netstat; }
-record() { "$RECORDER" -o "$OUT" "${EXTRA[@]}" -- "$@"; }
-expect() { printf '%s=%s\n' "$1" "$2" >>"$OUT.expect"; }
 
 # Client A (10.210.N.1) - router R (10.210.N.2 | 10.210.M.1) - server B (10.210.M.2), forwarding on.
 A=$P-a; R=$P-r; B=$P-b

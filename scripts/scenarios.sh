@@ -20,96 +20,9 @@ RECORDER=${RECORDER:-$ROOT/.build/debug/skbtrail-record}
 P=${ST_PREFIX:-st}
 SCENARIOS="netfilter-drop closed-port nat-router afpacket demo"
 
-die() { echo "scenarios.sh: $*" >&2; exit 1; }
-say() { [[ ${QUIET:-0} == 1 ]] || echo "scenarios.sh: $*" >&2; }
-
-# ---- setup helpers and the one cleanup trap --------------------------------------------------------
-NAMESPACES=()
-PIDS=()
-WORK=""
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        # wait only works for our own children; they all are.
-        wait "$pid" 2>/dev/null || true
-    done
-    local ns
-    for ns in "${NAMESPACES[@]}"; do
-        # Deleting a namespace deletes its veth end (and so the peer) and its rules.
-        ip netns delete "$ns" 2>/dev/null || true
-    done
-    [[ -n $WORK ]] && rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Creates a namespace with lo up; refuses one that exists (a run with the same ST_PREFIX is going on,
-# or an earlier one was killed -9: `ip netns delete` it).
-netns() {
-    local ns=$1
-    if [[ -e /run/netns/$ns ]]; then
-        die "namespace $ns exists: another run with ST_PREFIX=$P is going on, or remove it with 'ip netns delete $ns'"
-    fi
-    ip netns add "$ns"
-    NAMESPACES+=("$ns")
-    ip -n "$ns" link set lo up
-}
-
-# veth NS1 IF1 ADDR1/LEN NS2 IF2 ADDR2/LEN: a veth pair between two namespaces, addressed and up.
-veth() {
-    local ns1=$1 if1=$2 a1=$3 ns2=$4 if2=$5 a2=$6
-    ip link add "$if1" netns "$ns1" type veth peer name "$if2" netns "$ns2"
-    ip -n "$ns1" addr add "$a1" dev "$if1"
-    ip -n "$ns2" addr add "$a2" dev "$if2"
-    ip -n "$ns1" link set "$if1" up
-    ip -n "$ns2" link set "$if2" up
-}
-
-# Runs a command in a namespace in the background and remembers its PID (ip netns exec execs it, so
-# the PID is the command's own).
-background() {
-    local ns=$1; shift
-    ip netns exec "$ns" "$@" >/dev/null &
-    PIDS+=("$!")
-}
-
-# Waits until a TCP or UDP port listens in a namespace.
-wait_listen() {
-    local ns=$1 flag=$2 port=$3 i
-    for i in $(seq 50); do
-        if ip netns exec "$ns" ss -H "-${flag}ln" "sport = :$port" | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    die "nothing listens on port $port in namespace $ns after 5 s"
-}
-
-inode() { stat -L -c %i "/run/netns/$1"; }
-ifindex() { ip -n "$1" -o link show dev "$2" | cut -d: -f1; }
-# A counter from /proc/net/snmp in a namespace: snmp NS Udp NoPorts
-snmp() {
-    ip netns exec "$1" awk -v t="$2:" -v k="$3" '
-        $1 == t && !h { for (i = 2; i <= NF; i++) col[$i] = i; h = 1; next }
-        $1 == t && h  { print $(col[k]); exit }' /proc/net/snmp
-}
-# Packets counted by the rule on line N of a chain: rule_packets NS TABLE CHAIN N
-rule_packets() {
-    ip netns exec "$1" iptables -w -t "$2" -L "$3" -v -x -n --line-numbers | awk -v n="$4" '$1 == n { print $2 }'
-}
-
-record() {
-    say "recording: $RECORDER -o $OUT ${EXTRA[*]} -- $*"
-    "$RECORDER" -o "$OUT" "${EXTRA[@]}" -- "$@"
-}
-
-expect() { printf '%s=%s\n' "$1" "$2" >>"$OUT.expect"; }
+LAB_NAME=scenarios.sh
+# shellcheck source=scripts/lab.sh
+source "$ROOT/scripts/lab.sh"
 
 # ---- scenarios -------------------------------------------------------------------------------------
 

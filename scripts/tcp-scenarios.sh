@@ -22,63 +22,9 @@ RECORDER=${RECORDER:-$ROOT/.build/debug/skbtrail-record}
 P=${SX_PREFIX:-sx}
 SCENARIOS="tcp-delay tcp-loss"
 
-die() { echo "tcp-scenarios.sh: $*" >&2; exit 1; }
-say() { [[ ${QUIET:-0} == 1 ]] || echo "tcp-scenarios.sh: $*" >&2; }
-
-NAMESPACES=()
-PIDS=()
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local pid ns
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    # Deleting a namespace deletes its veth end (and the peer), its qdiscs and its rules.
-    for ns in "${NAMESPACES[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-netns() {
-    local ns=$1
-    [[ -e /run/netns/$ns ]] && die "namespace $ns exists: another run with SX_PREFIX=$P is going on, or remove it with 'ip netns delete $ns'"
-    ip netns add "$ns"
-    NAMESPACES+=("$ns")
-    ip -n "$ns" link set lo up
-}
-
-veth() {
-    local ns1=$1 if1=$2 a1=$3 ns2=$4 if2=$5 a2=$6
-    ip link add "$if1" netns "$ns1" type veth peer name "$if2" netns "$ns2"
-    ip -n "$ns1" addr add "$a1" dev "$if1"
-    ip -n "$ns2" addr add "$a2" dev "$if2"
-    ip -n "$ns1" link set "$if1" up
-    ip -n "$ns2" link set "$if2" up
-}
-
-wait_listen() {
-    local ns=$1 port=$2 i
-    for i in $(seq 50); do
-        if ip netns exec "$ns" ss -H -tln "sport = :$port" | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    die "nothing listens on TCP port $port in namespace $ns after 5 s"
-}
-
-inode() { stat -L -c %i "/run/netns/$1"; }
-ifindex() { ip -n "$1" -o link show dev "$2" | cut -d: -f1; }
-snmp() {
-    ip netns exec "$1" awk -v t="$2:" -v k="$3" '
-        $1 == t && !h { for (i = 2; i <= NF; i++) col[$i] = i; h = 1; next }
-        $1 == t && h  { print $(col[k]); exit }' /proc/net/snmp
-}
-rule_packets() {
-    ip netns exec "$1" iptables -w -t "$2" -L "$3" -v -x -n --line-numbers | awk -v n="$4" '$1 == n { print $2 }'
-}
-expect() { printf '%s=%s\n' "$1" "$2" >>"$OUT.expect"; }
+LAB_NAME=tcp-scenarios.sh
+# shellcheck source=scripts/lab.sh
+source "$ROOT/scripts/lab.sh"
 
 # A receiver that reads everything and closes; started in the background, its PID remembered.
 receiver() {
@@ -92,7 +38,7 @@ while True:
     while c.recv(65536): pass
     c.close()' "$addr" "$port" >/dev/null &
     PIDS+=("$!")
-    wait_listen "$ns" "$port"
+    wait_listen "$ns" t "$port"
 }
 
 # The sender: connects, writes BYTES, waits until all of it is acknowledged (so the connection stays
@@ -107,11 +53,6 @@ while time.time() < deadline and struct.unpack("i", fcntl.ioctl(s, termios.TIOCO
 s.shutdown(socket.SHUT_WR)
 while s.recv(65536): pass
 s.close()'
-
-record() {
-    say "recording: $RECORDER -o $OUT ${EXTRA[*]} -- $*"
-    "$RECORDER" -o "$OUT" "${EXTRA[@]}" -- "$@"
-}
 
 common_facts() {
     expect client_ns "$1"; expect client_netns "$(inode "$1")"
