@@ -132,7 +132,7 @@ enum SQLFormat: String, ExpressibleByArgument, CaseIterable {
 struct Sql: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one read-only SQL query on the analysis views (docs/sql.md).",
-        discussion: "Views: recording, probe, event, packet, path_step, clone, nat_rewrite, lost. The query cannot modify anything.")
+        discussion: "Views: recording, probe, event, packet, path_step, clone, nat_rewrite, lost, finding, tcp_sample, tcp_connection. The query cannot modify anything.")
 
     @OptionGroup var bundle: BundleOptions
     @Argument(help: "The query; read from stdin when absent.") var query: String?
@@ -148,6 +148,11 @@ struct Sql: ParsableCommand {
             throw ValidationError("no query: give one after the bundle, or on stdin.")
         }
         let out: OutputFormat = format == .csv ? .csv : format == .json ? .json : .table
-        try reporting { try bundle.open().sqlReport(sql, format: out) }
+        try reporting {
+            let analysis = try bundle.open()
+            // Findings are computed on first use: running every rule costs seconds on a large bundle.
+            if sql.range(of: "finding", options: .caseInsensitive) != nil { try analysis.ensureFindings() }
+            return try analysis.sqlReport(sql, format: out)
+        }
     }
 }

@@ -73,9 +73,12 @@ public final class Analysis {
         decodeStats = stats
         temporaryDirectory = temporary
         db = try Analysis.openReadOnly(path)
-        // The built-in rules' findings belong to the analysis: the `finding` view is filled for every
-        // command (`sql` included), once per decode and rule set (Diagnosis keeps them by a key).
-        _ = try? Diagnosis(self)
+    }
+
+    /// Fills the `finding` view with the built-in rules' findings, unless it holds them already (once
+    /// per decode and rule set). `diag` and `rules` do it; `sql` does it for a query that reads findings.
+    public func ensureFindings() throws {
+        _ = try Diagnosis(self)
     }
 
     deinit {

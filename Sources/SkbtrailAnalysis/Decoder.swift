@@ -23,8 +23,38 @@ public struct Decoder {
 
     struct Event {
         var ev: st_event
-        var hdr: PacketHeaders
+        /// Index into `headers.list`: a packet's records mostly carry the same bytes, so each distinct
+        /// byte string is parsed and kept once (0: no packet bytes).
+        var hdrIndex: Int32
         var bytesHash: UInt64
+    }
+
+    /// The parsed headers of every distinct packet byte string, shared by the records that carry it.
+    final class HeaderTable {
+        var list: [PacketHeaders] = [PacketHeaders()]
+        var index: [UInt64: Int32] = [:]
+
+        /// The index of the headers parsed from `raw`, parsing them the first time these bytes are seen.
+        func intern(_ raw: UnsafeRawBufferPointer, ethertype: UInt16) -> Int32 {
+            var key: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(ethertype) ^ UInt64(raw.count) << 16
+            var i = 0
+            while i + 8 <= raw.count {
+                key = (key ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x9E37_79B9_7F4A_7C15
+                key ^= key >> 32 // carries high-bit differences down, so later words cannot cancel them
+                i += 8
+            }
+            while i < raw.count {
+                key = (key ^ UInt64(raw[i])) &* 0x100_0000_01b3
+                i += 1
+            }
+            if let known = index[key] { return known }
+            let n = Int32(list.count)
+            list.append(PacketHeaders.parse(raw, ethertype: ethertype))
+            index[key] = n
+            return n
+        }
+
+        subscript(_ e: Event) -> PacketHeaders { list[Int(e.hdrIndex)] }
     }
 
     struct Packet {
@@ -59,6 +89,7 @@ public struct Decoder {
 
     let reader: BundleReader
     let progress: ProgressBar?
+    let headers = HeaderTable()
 
     public init(reader: BundleReader, progress: ProgressBar? = nil) {
         self.reader = reader
@@ -132,15 +163,15 @@ public struct Decoder {
         do {
             try reader.forEachChunk { info, buffer, count in
                 try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
-                    var hdr = PacketHeaders()
+                    var hdr: Int32 = 0
                     var hash: UInt64 = 0
                     if !snap.isEmpty && ev.l3_from != 0 {
                         snap.withUnsafeBytes { raw in
-                            hdr = PacketHeaders.parse(raw, ethertype: UInt16(bigEndian: ev.protocol))
+                            hdr = headers.intern(raw, ethertype: UInt16(bigEndian: ev.protocol))
                             hash = Decoder.fnv(raw, limit: 64)
                         }
                     }
-                    events.append(Event(ev: ev, hdr: hdr, bytesHash: hash))
+                    events.append(Event(ev: ev, hdrIndex: hdr, bytesHash: hash))
                 }
                 progress?.update("decoding", done: events.count, total: total)
             }

@@ -40,7 +40,7 @@ extension Decoder {
                 out.endNetns = e.ev.netns
                 out.endIfindex = e.ev.ifindex
             }
-            if out.tupleHdr == nil && e.hdr.l3 != .none { out.tupleHdr = e.hdr }
+            if out.tupleHdr == nil && headers[e].l3 != .none { out.tupleHdr = headers[e] }
             if Int32(r) == packet.freeRank { break }
             switch probe {
             case 1, 2, 3:
@@ -118,7 +118,7 @@ extension Decoder {
         var prev: PacketHeaders?
         for r in packet.events {
             let e = events[rank[Int(r)]]
-            let h = e.hdr
+            let h = headers[e]
             guard h.l3 == .ipv4 || h.l3 == .ipv6, !h.fragment else { continue }
             defer { prev = h }
             guard let p = prev, p.l3 == h.l3, p.l4 == h.l4 else { continue }
@@ -310,7 +310,7 @@ extension Decoder {
             for k in 0..<rank.count {
                 let item = events[rank[k]]
                 let e = item.ev
-                let h = item.hdr
+                let h = headers[item]
                 let probe = Int(e.probe)
                 let nf = KernelNames.isNFBracket(probe)
                 let key = nf ? probe | Int(e.args.nf.pf) << 8 | Int(e.args.nf.hook) << 16 : probe

@@ -46,7 +46,7 @@ extension Decoder {
         for k in 0..<rank.count {
             let item = events[rank[k]]
             let e = item.ev
-            let h = item.hdr
+            let h = headers[item]
             // the window of each TCP packet but resets, from its first step with the field
             if h.l4 == 6, h.tcpWindow >= 0, h.tcpFlags & 0x04 == 0, packetOf[k] >= 0, !windowSeen.contains(packetOf[k]) {
                 windowSeen.insert(packetOf[k])
