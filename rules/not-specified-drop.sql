@@ -16,11 +16,16 @@ SELECT p.id AS packet_id, p.last_event AS event_id,
 FROM (
     SELECT p.*,
            (EXISTS (SELECT 1 FROM event e WHERE e.packet_id = p.id
-                    AND (e.probe_name IN ('skb_copy_datagram_iovec', 'tcp_probe', 'net_dev_xmit') OR e.probe_name LIKE 'nf:%:input:%'))
+                    AND (e.probe_name IN ('skb_copy_datagram_iovec', 'tcp_probe') OR e.probe_name LIKE 'nf:%:input:%'
+                         -- sent and not received again: a veth hands the same skb to its peer
+                         OR (e.probe_name = 'net_dev_xmit' AND NOT EXISTS (
+                                SELECT 1 FROM event r WHERE r.packet_id = p.id AND r.id > e.id
+                                AND r.probe_name IN ('netif_receive_skb', 'netif_rx', 'napi_gro_receive_entry')))))
             OR EXISTS (SELECT 1 FROM clone c WHERE c.parent_id = p.id)) AS normal,
            CASE WHEN EXISTS (SELECT 1 FROM event e WHERE e.packet_id = p.id AND e.probe_name = 'net_dev_xmit') THEN 'was sent'
                 WHEN EXISTS (SELECT 1 FROM clone c WHERE c.parent_id = p.id) THEN 'was cloned'
                 ELSE 'reached local delivery' END AS how
     FROM packet p
     WHERE p.fate = 'dropped' AND p.drop_reason = 'NOT_SPECIFIED'
+      AND coalesce(p.drop_symbol, '') NOT LIKE '%xdp%'  -- explained by the xdp-drop rule
 ) p

@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RECORDER=${RECORDER:-$ROOT/.build/debug/skbtrail-record}
 P=${SF_PREFIX:-sf}
 SCENARIOS="iptables-forward-drop nft-drop rp-filter no-route forwarding-disabled ttl-expired mtu-too-big
-neighbour-failure tc-ingress-drop qdisc-loss conntrack-invalid rcvbuf-full listen-overflow tcp-reset healthy"
+neighbour-failure tc-ingress-drop xdp-drop qdisc-loss conntrack-invalid rcvbuf-full listen-overflow tcp-reset healthy"
 
 LAB_NAME=fault-scenarios.sh
 # shellcheck source=scripts/lab.sh
@@ -136,6 +136,20 @@ scenario_tc_ingress_drop() {
     tc -n "$B" filter add dev "$P-b0" ingress protocol ip bpf da obj "$WORK/drop.bpf.o" sec tc
     static_neigh 10.210.14.2
     record ip netns exec "$A" ping -c 3 -i 0.2 -W 1 10.210.14.2 >/dev/null || true
+    expect pings 3
+}
+
+# An XDP program (generic XDP) on B's veth drops everything: kfree_skb reason XDP.
+scenario_xdp_drop() {
+    pair 21
+    WORK=$(mktemp -d /tmp/sf-xdp.XXXXXX)
+    printf '%s\n' '#define SEC(n) __attribute__((section(n), used))' \
+        'SEC("xdp") int sf_xdp_drop(void *ctx) { return 1; /* XDP_DROP */ }' \
+        'char _license[] SEC("license") = "GPL";' >"$WORK/xdp.bpf.c"
+    clang -target bpf -O2 -c "$WORK/xdp.bpf.c" -o "$WORK/xdp.bpf.o"
+    ip -n "$B" link set dev "$P-b0" xdpgeneric obj "$WORK/xdp.bpf.o" sec xdp
+    static_neigh 10.210.21.2
+    record ip netns exec "$A" ping -c 3 -i 0.2 -W 1 10.210.21.2 >/dev/null || true
     expect pings 3
 }
 
