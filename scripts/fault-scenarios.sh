@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RECORDER=${RECORDER:-$ROOT/.build/debug/skbtrail-record}
 P=${SF_PREFIX:-sf}
 SCENARIOS="iptables-forward-drop nft-drop rp-filter no-route forwarding-disabled ttl-expired mtu-too-big
-neighbour-failure tc-ingress-drop xdp-drop qdisc-loss conntrack-invalid rcvbuf-full listen-overflow tcp-reset healthy"
+neighbour-failure tc-ingress-drop xdp-drop bad-checksum qdisc-loss conntrack-invalid rcvbuf-full listen-overflow tcp-reset healthy"
 
 LAB_NAME=fault-scenarios.sh
 # shellcheck source=scripts/lab.sh
@@ -151,6 +151,25 @@ scenario_xdp_drop() {
     static_neigh 10.210.21.2
     record ip netns exec "$A" ping -c 3 -i 0.2 -W 1 10.210.21.2 >/dev/null || true
     expect pings 3
+}
+
+# A sends TCP SYNs with a wrong checksum from a raw socket to a port B listens on: tcp_bad_csum and
+# kfree_skb TCP_CSUM (veth keeps the skb's CHECKSUM_NONE, so B's TCP verifies the sum).
+scenario_bad_checksum() {
+    pair 22
+    background "$B" nc -k -l 10.210.22.2 6022
+    wait_listen "$B" t 6022
+    static_neigh 10.210.22.2
+    record ip netns exec "$A" python3 -c '
+import socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for i in range(3):
+    # source port 40000+i, destination 6022, SYN, window 1024, checksum 0xdead (wrong)
+    syn = struct.pack("!HHIIBBHHH", 40000 + i, 6022, 1000 + i, 0, 5 << 4, 0x02, 1024, 0xdead, 0)
+    s.sendto(syn, ("10.210.22.2", 0))
+    time.sleep(0.1)'
+    expect segments 3
+    expect in_csum_errors "$(snmp "$B" Tcp InCsumErrors)"
 }
 
 # A qdisc that holds nothing (pfifo limit 0) on A: the TCP SYN is dropped by the qdisc and retransmitted.

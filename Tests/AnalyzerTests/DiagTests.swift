@@ -30,6 +30,7 @@ struct DiagTests {
         Case(fixture: "faults/neighbour-failure", code: "neighbour-failure", level: "ERROR", countKey: "pings"),
         Case(fixture: "faults/tc-ingress-drop", code: "tc-drop", level: "ERROR", countKey: "pings"),
         Case(fixture: "faults/xdp-drop", code: "xdp-drop", level: "ERROR", countKey: "pings"),
+        Case(fixture: "faults/bad-checksum", code: "bad-checksum", level: "ERROR", countKey: "in_csum_errors"),
         Case(fixture: "faults/qdisc-loss", code: "tc-drop", level: "ERROR", count: 3),
         Case(fixture: "faults/qdisc-loss", code: "tcp-retransmit", level: "WARN", countKey: "syn_retrans"),
         Case(fixture: "faults/conntrack-invalid", code: "conntrack-invalid", level: "ERROR", countKey: "invalid_rule_packets"),
@@ -67,7 +68,7 @@ struct DiagTests {
         ("faults/no-route", "no-route"), ("faults/forwarding-disabled", "forwarding-disabled"), ("faults/ttl-expired", "ttl-expired"),
         ("faults/mtu-too-big", "mtu-too-big"), ("faults/neighbour-failure", "neighbour-failure"), ("faults/tc-ingress-drop", "tc-drop"),
         ("faults/qdisc-loss", "tc-drop"), ("faults/conntrack-invalid", "conntrack-invalid"), ("faults/rcvbuf-full", "socket-rcvbuf-full"),
-        ("netfilter-drop", "netfilter-drop"), ("closed-port", "port-not-listening"), ("faults/xdp-drop", "xdp-drop"),
+        ("netfilter-drop", "netfilter-drop"), ("closed-port", "port-not-listening"), ("faults/xdp-drop", "xdp-drop"), ("faults/bad-checksum", "bad-checksum"),
     ])
     func onlyErrorIsTheCause(_ fixture: String, _ code: String) throws {
         let (_, d, _) = try Self.open(fixture)

@@ -101,6 +101,14 @@ import Testing
         #expect(try rows(a, "SELECT lost_events FROM recording")[0]["lost_events"] as Int == removed)
         let info = try a.infoReport(json: false)
         #expect(info.contains("lost        \(removed) events (cpu 0: \(removed)): packets may miss steps"))
+        // The diagnosis says the recording has a gap, and which packets it leaves unexplained.
+        let d = try Diagnosis(a)
+        let gap = try d.db.read { try Row.fetchAll($0, sql: "SELECT level, message FROM finding WHERE code = 'recording-gap'") }
+        #expect(gap.count == 1)
+        #expect(gap.first.map { ($0["level"] as String) == "WARN" && ($0["message"] as String).contains("\(removed)") } == true)
+        // They reached the INPUT hook: their end was there (a drop or a delivery), not lost on the way.
+        let inFlight = try d.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE code = 'lost-in-flight'") }
+        #expect(inFlight == 0)
     }
 
     @Test func sqlCannotModify() throws {
