@@ -33,12 +33,12 @@ final class BPFSession {
 
     /// Opens the embedded object, writes `config` into its .rodata, picks one flavour per tracepoint
     /// from the kernel's BTF, and loads. Programs the kernel rejects are disabled and recorded.
-    static func load(config: st_config, ringBytes: UInt32, wanted: (String) -> Bool,
+    static func load(config: st_config, ringBytes: UInt32, selected: (_ name: String, _ group: String) -> Bool,
                      pretendMissing: Set<String>) throws -> BPFSession {
         var rejected: [String: String] = [:]
         while true {
             do {
-                return try BPFSession(config: config, ringBytes: ringBytes, wanted: wanted,
+                return try BPFSession(config: config, ringBytes: ringBytes, selected: selected,
                                       pretendMissing: pretendMissing, rejected: rejected)
             } catch let retry as RetryLoad {
                 rejected = retry.rejected
@@ -48,7 +48,8 @@ final class BPFSession {
 
     private let rejected: [String: String]
 
-    private init(config: st_config, ringBytes: UInt32, wanted: (String) -> Bool, pretendMissing: Set<String>,
+    private init(config: st_config, ringBytes: UInt32, selected: (_ name: String, _ group: String) -> Bool,
+                 pretendMissing: Set<String>,
                  rejected: [String: String]) throws {
         self.rejected = rejected
         guard let bytes = Data(base64Encoded: EmbeddedBPF.base64) else {
@@ -61,7 +62,7 @@ final class BPFSession {
         }
         defer { btf__free(vmlinux) }
         nfTypes = Self.netfilterTypes(vmlinux)
-        netfilterWanted = wanted("netfilter")
+        netfilterWanted = selected("netfilter", "netfilter")
 
         self.object = try Self.openObject(objectBytes, config: config, ringBytes: ringBytes)
 
@@ -70,7 +71,7 @@ final class BPFSession {
         var notAttempted: [ProbeRow] = []
         for tp in tracepointProbes {
             let chosen: String?
-            if !wanted(tp.name) && !wanted(tp.group) {
+            if !selected(tp.name, tp.group) {
                 chosen = nil
             } else if pretendMissing.contains(tp.name) {
                 chosen = nil
@@ -235,7 +236,7 @@ final class BPFSession {
     /// Attaches the netfilter brackets inside `netns` (hooks are per namespace): every hook of IPv4
     /// and IPv6 at every bracket priority. Safe to call again for the same namespace.
     func attachNetfilter(in netns: Netns) {
-        guard netfilterWanted, nfTypes != nil, !nfAttachedNetns.contains(netns.inode) else { return }
+        guard netfilterWanted, let types = nfTypes, !nfAttachedNetns.contains(netns.inode) else { return }
         nfAttachedNetns.insert(netns.inode)
         let own = open("/proc/self/ns/net", O_RDONLY)
         let target = open(netns.path, O_RDONLY)
@@ -261,7 +262,7 @@ final class BPFSession {
                     } else if fd < 0 {
                         row.error = "the verifier rejected nf_bracket_\(index): \(rejected["nf_bracket_\(index)"] ?? "unknown reason")"
                     } else {
-                        let link = skbtrail_nf_link_create(fd, nfTypes!.attach, family.pf, UInt32(hook), priority)
+                        let link = skbtrail_nf_link_create(fd, types.attach, family.pf, UInt32(hook), priority)
                         if link >= 0 {
                             nfLinkFDs.append(link)
                             row.attached = true

@@ -27,16 +27,13 @@ struct Recorder {
 
         if options.check { return try check(config: config) }
 
+        // A probe is recorded when --probes names it or its group (or is absent), and --exclude-probes
+        // names neither. Netfilter brackets are the group "netfilter".
         let include = options.probes.map { Set($0.split(separator: ",").map(String.init)) }
         let exclude = Set((options.excludeProbes ?? "").split(separator: ",").map(String.init))
-        let wanted: (String) -> Bool = { name in
-            !exclude.contains(name) && (include == nil || include!.contains(name))
-        }
-        let wantedProbe: (String) -> Bool = { name in
-            if let tp = tracepointProbes.first(where: { $0.name == name }) {
-                return wanted(name) && wanted(tp.group) || (include?.contains(name) ?? false) && !exclude.contains(name)
-            }
-            return wanted(name)
+        let selected: (_ name: String, _ group: String) -> Bool = { name, group in
+            let named = include.map { $0.contains(name) || $0.contains(group) } ?? true
+            return named && !exclude.contains(name) && !exclude.contains(group)
         }
         let pretend = Set((options.pretendMissing ?? "").split(separator: ",").map(String.init))
         let maxSize = try options.limits.maxSizeBytes()
@@ -60,7 +57,7 @@ struct Recorder {
         let session: BPFSession
         do {
             session = try BPFSession.load(config: config, ringBytes: UInt32(options.ringSize << 20),
-                                          wanted: wantedProbe, pretendMissing: pretend)
+                                          selected: selected, pretendMissing: pretend)
         } catch {
             try? writer.finish(endedNs: UInt64(Kernel.bootNs()), reason: "BPF load failed")
             try? FileManager.default.removeItem(atPath: options.output)
