@@ -23,15 +23,23 @@ struct Record: ParsableCommand {
 
             Stops on Ctrl-C or SIGTERM, after --duration, --max-events or --max-size, or when COMMAND exits.
 
+            Filters match each packet on its own headers, then follow that skb until it is freed, through NAT
+            too. A reply crosses NAT with other addresses: to follow both directions, filter on an address
+            both carry, on a namespace, or record without filters and select in `skbtrail paths`.
+
             Examples:
               skbtrail-record -o drop.skbt -- ping -c 3 10.0.0.2
               skbtrail-record -o web.skbt --dport 80 --duration 30
               skbtrail-record -o ns.skbt --netns blue --proto icmp
+              skbtrail-record --check               # does every BPF program pass this kernel's verifier?
             """
     )
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("The bundle to write (must not exist).", valueName: "FILE"))
-    var output: String
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The bundle to write (must not exist). Required unless --check.", valueName: "FILE"))
+    var outputPath: String?
+
+    /// The bundle path; `validate()` guarantees it except with --check.
+    var output: String { outputPath ?? "" }
 
     @OptionGroup(title: "Capture filters (applied in the kernel; a matching packet stays tracked until freed)")
     var filters: FilterOptions
@@ -85,8 +93,13 @@ struct Record: ParsableCommand {
                 throw ValidationError("--probes/--exclude-probes: unknown probe or group '\(name)'. Known: \(known.sorted().joined(separator: ", "))")
             }
         }
-        if FileManager.default.fileExists(atPath: output) && !check {
-            throw ValidationError("--output \(output): the file exists. skbtrail-record never overwrites a bundle: choose another name or remove it.")
+        if !check {
+            guard let path = outputPath else {
+                throw ValidationError("-o FILE is missing: name the bundle to write, e.g. skbtrail-record -o trace.skbt -- COMMAND")
+            }
+            if FileManager.default.fileExists(atPath: path) {
+                throw ValidationError("--output \(path): the file exists. skbtrail-record never overwrites a bundle: choose another name or remove it.")
+            }
         }
     }
 
