@@ -47,7 +47,7 @@ struct Recorder {
             formatVersion: BundleFormat.version, recorderVersion: recorderVersion, uuid: UUID().uuidString.lowercased(),
             commandLine: commandJSON, filters: filtersJSON, host: host.host, kernelRelease: host.release,
             kernelVersion: host.version, machine: host.machine, byteOrder: "little",
-            bootToUnixNs: Kernel.bootToUnixNs(), codec: options.zstdLevel == 0 ? "none" : "zstd",
+            bootToUnixNs: Kernel.bootToUnixNs(), codec: options.zstdLevel == 0 ? "none" : SplitCodec.name,
             codecLevel: options.zstdLevel, snaplen: snaplen, eventSize: BundleFormat.eventSize,
             startedNs: Kernel.bootNs())
 

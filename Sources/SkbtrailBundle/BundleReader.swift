@@ -77,6 +77,7 @@ public final class BundleReader {
     /// the buffer is reused between calls.
     public func forEachChunk(_ body: (ChunkInfo, [UInt8], Int) throws -> Void) throws {
         var buffer: [UInt8] = []
+        var payload: [UInt8] = []
         try read { db in
             let rows = try Row.fetchCursor(db, sql: "SELECT id, first_ts, last_ts, records, raw_size, codec, data FROM chunk ORDER BY id")
             while let row = try rows.next() {
@@ -88,6 +89,10 @@ public final class BundleReader {
                     switch codec {
                     case "zstd":
                         try Zstd.decompress(data, expected: info.rawSize, into: &buffer)
+                    case SplitCodec.name:
+                        // the payload is the records plus an 8-byte prefix, reshuffled
+                        try Zstd.decompress(data, expected: info.rawSize + 8, into: &payload)
+                        try SplitCodec.join(payload, count: info.rawSize + 8, into: &buffer)
                     case "none":
                         guard data.count == info.rawSize else {
                             throw BundleError.corruptChunk("stored \(data.count) bytes, the chunk row says \(info.rawSize)")

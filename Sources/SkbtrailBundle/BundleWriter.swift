@@ -38,13 +38,22 @@ public final class BundleWriter {
         } catch {
             throw BundleError.io("cannot create the bundle \(path): \(error.localizedDescription). Check that its directory exists and is writable.")
         }
-        compressor = recording.codec == "zstd" ? ZstdCompressor(level: Int32(recording.codecLevel)) : nil
+        compressor = recording.codec.hasPrefix("zstd") ? ZstdCompressor(level: Int32(recording.codecLevel)) : nil
+        split = recording.codec == SplitCodec.name
     }
+
+    private let split: Bool
 
     /// Compresses and stores one batch of raw records (concatenated, each framed by its header).
     public func appendChunk(_ bytes: UnsafeRawBufferPointer, records count: Int, firstTs: UInt64, lastTs: UInt64) throws {
-        let data = try compressor?.compress(bytes) ?? Data(bytes)
-        let codec = compressor == nil ? "none" : "zstd"
+        var codec = compressor == nil ? "none" : "zstd"
+        var data: Data
+        if let compressor, split, let payload = SplitCodec.split(bytes, records: count, fixed: BundleFormat.eventSize) {
+            data = try payload.withUnsafeBytes { try compressor.compress($0) }
+            codec = SplitCodec.name
+        } else {
+            data = try compressor?.compress(bytes) ?? Data(bytes)
+        }
         try db.write { db in
             try db.execute(
                 sql: "INSERT INTO chunk (first_ts, last_ts, records, raw_size, codec, data) VALUES (?, ?, ?, ?, ?, ?)",

@@ -17,7 +17,7 @@ CREATE TABLE recording (
     machine            TEXT    NOT NULL,            -- uname -m
     byte_order         TEXT    NOT NULL CHECK (byte_order IN ('little', 'big')),
     boot_to_unix_ns    INTEGER NOT NULL,            -- add to an event's ts to get Unix time in ns
-    codec              TEXT    NOT NULL CHECK (codec IN ('zstd', 'none')),
+    codec              TEXT    NOT NULL CHECK (codec IN ('zstd-split', 'zstd', 'none')),
     codec_level        INTEGER NOT NULL,
     snaplen            INTEGER NOT NULL CHECK (snaplen BETWEEN 0 AND 256),
     event_size         INTEGER NOT NULL,            -- sizeof(struct st_event) of the recorder
@@ -33,7 +33,7 @@ CREATE TABLE chunk (
     last_ts   INTEGER NOT NULL CHECK (last_ts >= first_ts),
     records   INTEGER NOT NULL CHECK (records >= 0),
     raw_size  INTEGER NOT NULL CHECK (raw_size >= 0),
-    codec     TEXT    NOT NULL CHECK (codec IN ('zstd', 'none')),
+    codec     TEXT    NOT NULL CHECK (codec IN ('zstd-split', 'zstd', 'none')),  -- docs/bundle-format.md
     data      BLOB    NOT NULL
 );
 
