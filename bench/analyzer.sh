@@ -11,7 +11,7 @@ events=${1:-10000000}
 bin=${2:-$here/.build/release}
 [ -x "$bin/skbtrail" ] || (cd "$here" && swift build -c release --product skbtrail >/dev/null)
 [ -x "$bin/skbtrail-record" ] || (cd "$here" && swift build -c release --product skbtrail-record >/dev/null)
-python3 -c 'import zstandard' 2>/dev/null || apt-get install -y -qq python3-zstandard >/dev/null
+python3 -c 'import zstandard, numpy' 2>/dev/null || apt-get install -y -qq python3-zstandard python3-numpy >/dev/null
 
 work=$(mktemp -d /tmp/skbtrail-bench-an.XXXXXX)
 ns_a=stba-a-$$

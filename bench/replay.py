@@ -6,7 +6,7 @@
 Copies SOURCE's metadata and appends its chunks again and again until OUTPUT holds at least EVENTS
 records. Each copy shifts every record's time past the previous copy and gives its skb and head
 addresses a distinct high byte, so packets of different copies never merge: the structure (paths,
-clones, NAT, drops) is the real one, repeated. Needs python3-zstandard.
+clones, NAT, drops) is the real one, repeated. Needs python3-zstandard and python3-numpy. The copies are written with the plain `zstd` codec.
 """
 import os
 import shutil
@@ -14,10 +14,34 @@ import sqlite3
 import struct
 import sys
 
+import numpy
 import zstandard
 
 EVENT_SIZE = 192  # struct st_event
 TS, SKB, HEAD = 8, 16, 24
+
+
+def raw_records(dctx, codec, data, raw_size):
+    """The raw records of a chunk, whatever its codec (docs/bundle-format.md)."""
+    if codec == "none":
+        return bytes(data)
+    if codec == "zstd":
+        return dctx.decompress(data, max_output_size=raw_size)
+    if codec != "zstd-split":
+        sys.exit(f"unknown chunk codec {codec}")
+    payload = dctx.decompress(data, max_output_size=raw_size + 8)
+    n, fixed = struct.unpack_from("<II", payload, 0)
+    planes = payload[8:8 + n * fixed]
+    headers = numpy.frombuffer(planes, dtype=numpy.uint8).reshape(fixed, n).T.tobytes()
+    out = bytearray()
+    tail = 8 + n * fixed
+    for j in range(n):
+        header = headers[j * fixed:(j + 1) * fixed]
+        size = struct.unpack_from("<H", header, 2)[0]
+        out += header
+        out += payload[tail:tail + size - fixed]
+        tail += size - fixed
+    return bytes(out)
 
 
 def main():
@@ -34,7 +58,7 @@ def main():
     per_copy = sum(c[2] for c in chunks)
     span = max(c[1] for c in chunks) - min(c[0] for c in chunks) + 1_000_000
     dctx, cctx = zstandard.ZstdDecompressor(), zstandard.ZstdCompressor(level=1)
-    raws = [dctx.decompress(c[5], max_output_size=c[3]) if c[4] == "zstd" else bytes(c[5]) for c in chunks]
+    raws = [raw_records(dctx, codec, data, raw_size) for (_, _, _, raw_size, codec, data) in chunks]
     total, copy = per_copy, 1
     db.execute("BEGIN")
     while total < wanted:
