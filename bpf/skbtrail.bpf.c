@@ -43,7 +43,14 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* One record under construction per CPU: too big for the BPF stack. */
+/*
+ * One record under construction per CPU and nesting level: too big for the BPF stack. A program can be
+ * interrupted on its CPU by another one (a softirq's netif_receive_skb over a task's kfree_skb, a
+ * netfilter hook over a tracepoint): each level has its own record, or the inner program would
+ * overwrite the outer one's between its fields and its ring buffer copy.
+ */
+#define ST_NEST_MAX 4
+
 struct scratch {
 	struct st_event ev;
 	__u8 data[ST_SNAPLEN_MAX];
@@ -51,10 +58,18 @@ struct scratch {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, ST_NEST_MAX);
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
+
+/* Per CPU: how many of our programs are running (the outer ones interrupted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} nest_map SEC(".maps");
 
 /*
  * skbs that matched the capture filters once: they stay tracked until freed, so a packet is followed
@@ -134,10 +149,15 @@ struct flow {
 #define R(btf, p, f) ((btf) ? (p)->f : BPF_CORE_READ(p, f))
 #define R2(btf, p, f, g) ((btf) ? (p)->f->g : BPF_CORE_READ(p, f, g))
 
+/* The record of the running program's nesting level (nest_enter() gave it one). */
 static __always_inline struct scratch *get_scratch(void)
 {
 	__u32 zero = 0;
-	return bpf_map_lookup_elem(&scratch_map, &zero);
+	__u32 *depth = bpf_map_lookup_elem(&nest_map, &zero);
+	if (!depth || *depth == 0 || *depth > ST_NEST_MAX)
+		return NULL;
+	__u32 level = *depth - 1;
+	return bpf_map_lookup_elem(&scratch_map, &level);
 }
 
 static __always_inline void count_lost(void)
@@ -146,6 +166,33 @@ static __always_inline void count_lost(void)
 	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
 	if (n)
 		__sync_fetch_and_add(n, 1);
+}
+
+/*
+ * Entered at the start of every program, left at its end: claims the next nesting level of this CPU.
+ * An interrupting program runs to completion before the interrupted one goes on, so levels are freed in
+ * the order they were taken. Deeper than ST_NEST_MAX (NMI over hardirq over softirq over task): lost.
+ */
+static __always_inline bool nest_enter(void)
+{
+	__u32 zero = 0;
+	__u32 *depth = bpf_map_lookup_elem(&nest_map, &zero);
+	if (!depth)
+		return false;
+	if (*depth >= ST_NEST_MAX) {
+		count_lost();
+		return false;
+	}
+	*depth += 1;
+	return true;
+}
+
+static __always_inline void nest_leave(void)
+{
+	__u32 zero = 0;
+	__u32 *depth = bpf_map_lookup_elem(&nest_map, &zero);
+	if (depth && *depth > 0)
+		*depth -= 1;
 }
 
 static __always_inline __u32 dev_netns(const bool btf, const struct net_device *dev)
@@ -488,9 +535,18 @@ static __always_inline void fill_sock(const bool btf, struct st_args_sock *a, co
  * handler gets `btf`: true in tp_btf, where kernel pointers are typed and read with plain loads; false in
  * raw_tp, where every read goes through bpf_probe_read_kernel. The compiler drops the other branch.
  */
-#define ST_TRACEPOINT(tp, handler)                                                  \
-	SEC("tp_btf/" #tp) int btf_##tp(__u64 *ctx) { return handler(ctx, true); }   \
-	SEC("raw_tp/" #tp) int raw_##tp(__u64 *ctx) { return handler(ctx, false); }
+/* Runs `call` at the next nesting level of this CPU (see nest_enter). */
+#define ST_NESTED(call)            \
+	do {                       \
+		if (nest_enter()) { \
+			call;      \
+			nest_leave(); \
+		}                  \
+	} while (0)
+
+#define ST_TRACEPOINT(tp, handler)                                                                 \
+	SEC("tp_btf/" #tp) int btf_##tp(__u64 *ctx) { ST_NESTED(handler(ctx, true)); return 0; }  \
+	SEC("raw_tp/" #tp) int raw_##tp(__u64 *ctx) { ST_NESTED(handler(ctx, false)); return 0; }
 
 #define ARG(i, type) ((type)ctx[i])
 
@@ -951,8 +1007,12 @@ static __always_inline int nf_bracket(const bool btf, struct bpf_nf_ctx *ctx, __
 }
 
 /* One program per bracket: the priority is a constant of the program (netfilter links have no cookie). */
-#define ST_NF_PROGRAM(i, prio) \
-	SEC("netfilter") int nf_bracket_##i(struct bpf_nf_ctx *ctx) { return nf_bracket(true, ctx, i, prio); }
+#define ST_NF_PROGRAM(i, prio)                                                                     \
+	SEC("netfilter") int nf_bracket_##i(struct bpf_nf_ctx *ctx)                                \
+	{                                                                                          \
+		ST_NESTED(nf_bracket(true, ctx, i, prio));                                         \
+		return NF_ACCEPT;                                                                  \
+	}
 
 ST_NF_PROGRAM(0, -1000)
 ST_NF_PROGRAM(1, -250)

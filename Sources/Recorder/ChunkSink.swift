@@ -28,6 +28,8 @@ final class ChunkSink {
     private(set) var locations = Set<UInt64>()
     /// Namespaces records came from: the snapshot names the ones it can.
     private(set) var netnsSeen = Set<UInt32>()
+    /// Records left out because their size field disagreed with the ring buffer's, per CPU.
+    private(set) var malformed: [Int: UInt64] = [:]
 
     init(writer: BundleWriter, chunkBytes: Int, maxEvents: Int?) {
         self.writer = writer
@@ -52,7 +54,15 @@ final class ChunkSink {
     func add(_ data: UnsafeRawPointer, _ size: Int) {
         guard size >= 4, !limitReached else { return }
         let recordSize = Int(data.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-        let length = min(size, max(recordSize, 4))
+        guard recordSize == size else {
+            // A record whose own size is not what the ring buffer delivered cannot be walked past:
+            // left out, and counted as lost on its CPU so the analysis says events are missing.
+            let cpuOffset = MemoryLayout<st_event>.offset(of: \st_event.cpu)!
+            let cpu = size >= cpuOffset + 4 ? Int(data.loadUnaligned(fromByteOffset: cpuOffset, as: UInt32.self)) : 0
+            malformed[cpu, default: 0] += 1
+            return
+        }
+        let length = size
         if used + length > chunkBytes { flush() }
         (buffer + used).copyMemory(from: data, byteCount: length)
         used += length

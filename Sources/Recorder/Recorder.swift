@@ -150,7 +150,7 @@ struct Recorder {
         // The end of the recording: losses, symbols, the snapshot again, then a self-contained file.
         // After a write error (a full disk) these are best effort: the committed chunks matter more.
         let writeFailure = sink.error
-        let lost = session.lostPerCPU()
+        let lost = session.lostPerCPU().merging(sink.malformed) { $0 + $1 }
         do {
             try writer.writeLost(lost)
             try writer.writeProbes(session.probes)

@@ -196,6 +196,33 @@ struct RecorderEndToEndTests {
         #expect(reader.recording.stopReason?.contains("duration") == true, "\(String(describing: reader.recording.stopReason))")
     }
 
+    @Test("a TCP bulk stream: programs interrupting each other on a CPU keep their records whole")
+    func nestedProgramsKeepRecordsWhole() throws {
+        // A softirq's receive path runs BPF programs on top of the sender's task-context ones; with one
+        // record under construction per CPU the inner program overwrote the outer's, and the ring
+        // buffer got records whose size field was not theirs (the bundle could not be walked).
+        let lab = try Lab()
+        defer { lab.teardown() }
+        let hosts = try TwoHosts(lab, subnet: 17)
+        let port = 5617
+        _ = try lab.background(in: hosts.b, ["bash", "-c", "nc -l \(hosts.addrB) \(port) >/dev/null"])
+        try lab.waitListening(in: hosts.b, "t", port: port)
+        let bundle = lab.dir.appendingPathComponent("stream.skbt").path
+        let run = try record(lab, bundle, ["--addr", hosts.addrB], command: [
+            "ip", "netns", "exec", hosts.a, "bash", "-c", "head -c 300M /dev/zero | nc -N -w 5 \(hosts.addrB) \(port)",
+        ])
+        try #require(run.status == 0, "skbtrail-record failed: \(run.stderr)")
+        let reader = try BundleReader(path: bundle)
+        let records = try reader.chunks().reduce(0) { $0 + $1.records }
+        #expect(records > 10_000, "\(records) records of a 300 MB stream")
+        let events = try reader.events()  // throws on a record whose size is not its own
+        #expect(events.count == records)
+        #expect(events.contains { $0.probe == Int(ST_P_TCP_PROBE.rawValue) })
+        // the recorder leaves a malformed record out and counts it as lost
+        let lost = try reader.lost().values.reduce(0, +)
+        #expect(lost == 0, "\(lost) events lost or malformed")
+    }
+
     @Test("--max-events stops at the limit, and ends the command")
     func maxEventsStops() throws {
         let lab = try Lab()
