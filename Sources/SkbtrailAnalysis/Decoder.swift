@@ -6,36 +6,51 @@ import SkbtrailEvents
 
 /// Decodes a bundle into an analysis database: records, packets, clone trees, NAT rewrites.
 ///
-/// Everything happens in memory (one pass over the chunks, a sort by time, one pass per packet), then
-/// the tables are written with prepared statements in one transaction.
+/// One streaming pass: chunks are walked in order, their records put in time order through a window
+/// of about one chunk (the recorder's ring buffer is filled in nearly time order), and each record,
+/// once released, is assigned to its packet and written. A packet is rebuilt and written when its life
+/// ends, so memory holds the window, the packets alive at that moment and a 40-byte summary per packet
+/// for the clone inference at the end, not the recording.
 public struct Decoder {
     /// Bumped whenever decoding changes what lands in the analysis database (it invalidates caches).
-    public static let version = 4
+    public static let version = 5
 
     /// Counts of one decode.
     public struct Stats: Sendable {
         public var events = 0
         public var packets = 0
         public var unknownRecords = 0
+        /// Records whose time came before one already released (out of order by more than a chunk).
+        public var reordered = 0
+        /// Most records held at once: the time-order window plus the records of live packets.
+        public var peakHeld = 0
         public var seconds = 0.0
         var started = Date()
     }
 
     struct Event {
         var ev: st_event
-        /// Index into `headers.list`: a packet's records mostly carry the same bytes, so each distinct
-        /// byte string is parsed and kept once (0: no packet bytes).
-        var hdrIndex: Int32
+        /// The parsed headers of the record's packet bytes, shared by the records that carry the same
+        /// bytes (a packet's records mostly do), so each distinct byte string is parsed once.
+        var hdr: HeaderBox
         var bytesHash: UInt64
     }
 
-    /// The parsed headers of every distinct packet byte string, shared by the records that carry it.
-    final class HeaderTable {
-        var list: [PacketHeaders] = [PacketHeaders()]
-        var index: [UInt64: Int32] = [:]
+    /// Parsed headers, shared by reference between the records that carry the same bytes.
+    final class HeaderBox {
+        let value: PacketHeaders
+        init(_ value: PacketHeaders) { self.value = value }
+    }
 
-        /// The index of the headers parsed from `raw`, parsing them the first time these bytes are seen.
-        func intern(_ raw: UnsafeRawBufferPointer, ethertype: UInt16) -> Int32 {
+    /// Interns parsed headers by a hash of their bytes. It remembers the latest 64 Ki byte strings
+    /// (a packet's records come close together), so it stays small however long the recording.
+    final class HeaderTable {
+        static let none = HeaderBox(PacketHeaders())
+        static let capacity = 1 << 16
+        var index: [UInt64: HeaderBox] = [:]
+
+        /// The headers parsed from `raw`, parsing them unless these bytes were seen lately.
+        func intern(_ raw: UnsafeRawBufferPointer, ethertype: UInt16) -> HeaderBox {
             var key: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(ethertype) ^ UInt64(raw.count) << 16
             var i = 0
             while i + 8 <= raw.count {
@@ -48,32 +63,55 @@ public struct Decoder {
                 i += 1
             }
             if let known = index[key] { return known }
-            let n = Int32(list.count)
-            list.append(PacketHeaders.parse(raw, ethertype: ethertype))
-            index[key] = n
-            return n
+            if index.count >= HeaderTable.capacity { index.removeAll(keepingCapacity: true) }
+            let box = HeaderBox(PacketHeaders.parse(raw, ethertype: ethertype))
+            index[key] = box
+            return box
         }
 
-        subscript(_ e: Event) -> PacketHeaders { list[Int(e.hdrIndex)] }
+        subscript(_ e: Event) -> PacketHeaders { e.hdr.value }
     }
 
-    struct Packet {
-        var skb: UInt64
-        var events: [Int32] = []  // ranks
-        var freeRank: Int32 = -1
+    /// One packet (the life of one sk_buff address) while its records arrive.
+    final class Packet {
+        let id: Int
+        let skb: UInt64
+        var events: [Event] = []
+        /// Event ids (time-order ranks, from 1) of `events`.
+        var ids: [Int32] = []
+        /// Index into `events` of the free that ended its life, -1 while none.
+        var freeIndex = -1
+        var freeTs: UInt64 = 0
         /// The address came back as a new sk_buff before this one's free was seen.
         var superseded = false
         /// Probe of the latest event.
         var lastProbe = 0
         /// skb->head at the latest event.
         var head: UInt64 = 0
-        var parent: Int = -1
-        var cloneWhy = ""
+        /// Its TCP window was written (tcp_win holds the first step that has the field).
+        var windowSeen = false
+
+        init(id: Int, skb: UInt64) {
+            self.id = id
+            self.skb = skb
+        }
+    }
+
+    /// What the clone inference needs of a packet, kept for every packet until the end.
+    struct CloneSummary {
+        var firstTs: UInt64 = 0
+        var lastTs: UInt64 = 0
+        /// The first data head its records carry (0: none), and the last bytes hash seen with it.
+        var head: UInt64 = 0
+        var lastHash: UInt64 = 0
+        /// The first bytes hash of any of its records with a head.
+        var firstHash: UInt64 = 0
     }
 
     struct NatRow {
         var packet: Int
-        var rank: Int32
+        var eventID: Int32
+        var event: st_event
         var kind: String
         var proto: String
         var before: NatTuple
@@ -149,94 +187,113 @@ public struct Decoder {
 
     /// Decodes the bundle into a new database at `path` (which must not exist).
     public func decode(into path: String) throws -> Stats {
-        let started = Date()
         var stats = Stats()
-        stats.started = started
+        stats.started = Date()
         let names = try loadNames()
         let chunks = try reader.chunks()
         let total = chunks.reduce(0) { $0 + $1.records }
-
-        // 1. walk every record
-        var events: [Event] = []
-        events.reserveCapacity(total)
-        var walker = RecordWalker()
-        do {
-            try reader.forEachChunk { info, buffer, count in
-                try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
-                    var hdr: Int32 = 0
-                    var hash: UInt64 = 0
-                    if !snap.isEmpty && ev.l3_from != 0 {
-                        snap.withUnsafeBytes { raw in
-                            hdr = headers.intern(raw, ethertype: UInt16(bigEndian: ev.protocol))
-                            hash = Decoder.fnv(raw, limit: 64)
-                        }
-                    }
-                    events.append(Event(ev: ev, hdrIndex: hdr, bytesHash: hash))
-                }
-                progress?.update("decoding", done: events.count, total: total)
-            }
-        } catch BundleError.corruptChunk(let why) {
-            throw AnalysisError.corruptChunk(path: reader.path, why: why.hasPrefix(reader.path + ", ") ? String(why.dropFirst(reader.path.count + 2)) : why)
-        }
-        stats.unknownRecords = walker.unknownRecords
-        Decoder.phase("walk", started)
-        stats.events = events.count
-
-        // 2. sort by time (chunks are not sorted; CPUs interleave); stable on ties
-        var order = [(UInt64, Int32)](); order.reserveCapacity(events.count)
-        for (i, e) in events.enumerated() { order.append((e.ev.ts, Int32(i))) }
-        order.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-        let rank = order.map { Int($0.1) }  // rank -> index into events
-        order = []
-
-        Decoder.phase("sort", started)
-        // 3. packets: one per sk_buff life
-        var packets: [Packet] = []
-        var packetOf = [Int32](repeating: -1, count: events.count)  // by rank
-        var open: [UInt64: Int] = [:]
-        var lastClosed: [UInt64: Int] = [:]
-        for k in 0..<rank.count {
-            let e = events[rank[k]].ev
-            guard e.skb != 0 else { continue }
-            let probe = Int(e.probe)
-            let p: Int
-            if let q = open[e.skb], !Decoder.startsNewLife(e, after: packets[q]) {
-                p = q
-            } else if open[e.skb] == nil, probe == Int(ST_P_NET_DEV_XMIT.rawValue), let q = lastClosed[e.skb] {
-                // net_dev_xmit fires after the driver took the skb; it may have been freed already
-                p = q
-            } else {
-                if let q = open[e.skb] { packets[q].superseded = true }
-                p = packets.count
-                packets.append(Packet(skb: e.skb))
-                open[e.skb] = p
-            }
-            packets[p].events.append(Int32(k))
-            if e.head != 0 { packets[p].head = e.head }
-            packets[p].lastProbe = probe
-            packetOf[k] = Int32(p)
-            if probe == Int(ST_P_KFREE_SKB.rawValue) || probe == Int(ST_P_CONSUME_SKB.rawValue), open[e.skb] == p {
-                open[e.skb] = nil
-                lastClosed[e.skb] = p
-                packets[p].freeRank = Int32(k)
-            }
-        }
-        stats.packets = packets.count
-
-        Decoder.phase("packets", started)
-        // 4. clone trees, inferred from shared data heads
-        inferClones(&packets, events: events, rank: rank)
-        Decoder.phase("clones", started)
-
-        // 5. write
         let lost = try reader.lost()
         let lostTotal = lost.values.reduce(0, +)
-        try write(path: path, names: names, events: events, rank: rank, packets: packets, packetOf: packetOf,
-                  chunks: chunks, lostTotal: lostTotal, lostCPUs: lost.filter { $0.value > 0 }.keys.sorted(),
-                  stats: &stats)
-        stats.seconds = Date().timeIntervalSince(started)
-        Decoder.phase("written", started)
+        let db = try openAnalysisDatabase(path)
+        let sqlFiles = BundleFormat.sqlFiles(under: "analysis")
+        try db.write { db in
+            for file in sqlFiles where !file.path.hasSuffix("indexes.sql") { try db.execute(sql: file.sql) }
+            try copyMetadata(into: db)
+            try writeChunks(db, chunks)
+            let stream = try DecodeStream(decoder: self, db: db, names: names, lostTotal: lostTotal,
+                                          lostCPUs: lost.filter { $0.value > 0 }.keys.sorted())
+            // The time-order window: records walked but not yet released, and their times.
+            var pending: [Event] = []
+            var pendingTs: [UInt64] = []
+            var order: [Int] = []
+            var walker = RecordWalker()
+            /// Releases, in time order, the pending records older than `watermark`.
+            func release(before watermark: UInt64) throws {
+                order.removeAll(keepingCapacity: true)
+                order.append(contentsOf: pending.indices)
+                order.sort { pendingTs[$0] != pendingTs[$1] ? pendingTs[$0] < pendingTs[$1] : $0 < $1 }
+                var cut = 0
+                while cut < order.count && pendingTs[order[cut]] < watermark { cut += 1 }
+                for i in order[..<cut] { try stream.release(pending[i]) }
+                stats.peakHeld = max(stats.peakHeld, pending.count + stream.heldEvents)
+                let rest = order[cut...].map { pending[$0] }
+                pending = rest
+                pendingTs = rest.map(\.ev.ts)
+            }
+            do {
+                try reader.forEachChunk { info, buffer, count in
+                    var minTs = UInt64.max
+                    try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
+                        var hdr = HeaderTable.none
+                        var hash: UInt64 = 0
+                        if !snap.isEmpty && ev.l3_from != 0 {
+                            snap.withUnsafeBytes { raw in
+                                hdr = headers.intern(raw, ethertype: UInt16(bigEndian: ev.protocol))
+                                hash = Decoder.fnv(raw, limit: 64)
+                            }
+                        }
+                        pending.append(Event(ev: ev, hdr: hdr, bytesHash: hash))
+                        pendingTs.append(ev.ts)
+                        minTs = min(minTs, ev.ts)
+                    }
+                    // Later chunks hold records reserved later; one older than this chunk's oldest
+                    // would have waited in the kernel for the whole chunk (counted as reordered).
+                    try release(before: minTs)
+                    progress?.update("decoding", done: stream.released, total: total)
+                }
+            } catch BundleError.corruptChunk(let why) {
+                throw AnalysisError.corruptChunk(path: reader.path, why: why.hasPrefix(reader.path + ", ") ? String(why.dropFirst(reader.path.count + 2)) : why)
+            }
+            try release(before: .max)
+            Decoder.phase("streamed", stats.started)
+            try stream.finish()
+            Decoder.phase("clones", stats.started)
+            stats.unknownRecords = walker.unknownRecords
+            stats.events = stream.released
+            stats.packets = stream.packetCount
+            stats.reordered = stream.reordered
+            if ProcessInfo.processInfo.environment["SKBTRAIL_TIMING"] != nil {
+                FileHandle.standardError.write(Data("held: \(stats.peakHeld) records at most, \(stats.reordered) reordered, \(stream.openPackets) packets never freed\n".utf8))
+            }
+            for file in sqlFiles where file.path.hasSuffix("indexes.sql") { try db.execute(sql: file.sql) }
+            Decoder.phase("indexed", stats.started)
+            let meta: [(String, String)] = [
+                ("decoder_version", String(Decoder.version)), ("bundle_path", reader.path),
+                ("events", String(stats.events)), ("unknown_records", String(stats.unknownRecords)),
+                ("reordered_events", String(stats.reordered)), ("packets", String(stats.packets)), ("complete", "1"),
+            ]
+            for (k, v) in meta { try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES (?, ?)", arguments: [k, v]) }
+        }
+        progress?.finish()
+        try db.close()
+        stats.seconds = Date().timeIntervalSince(stats.started)
+        Decoder.phase("written", stats.started)
         return stats
+    }
+
+    func openAnalysisDatabase(_ path: String) throws -> DatabaseQueue {
+        do {
+            let db = try DatabaseQueue(path: path)
+            try db.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA page_size = 65536")
+                try db.execute(sql: "PRAGMA journal_mode = OFF")
+                try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
+                try db.execute(sql: "PRAGMA cache_size = -65536")
+                try db.execute(sql: "PRAGMA synchronous = OFF")
+            }
+            return db
+        } catch {
+            throw AnalysisError.analysisDatabase(path: path, why: "\(error)")
+        }
+    }
+
+    func writeChunks(_ db: Database, _ chunks: [ChunkInfo]) throws {
+        let chunkInsert = try BulkInsert(db, "INSERT INTO bundle_chunk VALUES (?, ?, ?, ?, ?, ?, ?)")
+        for c in chunks {
+            chunkInsert.int(c.id); chunkInsert.int(c.firstTs); chunkInsert.int(c.lastTs); chunkInsert.int(c.records)
+            chunkInsert.int(c.rawSize); chunkInsert.int(c.storedSize); chunkInsert.text(reader.recording.codec)
+            try chunkInsert.run()
+        }
     }
 
     /// An address seen again with another data head where a packet enters the stack (receive, local
@@ -281,54 +338,46 @@ public struct Decoder {
     /// Packets sharing a data head are clones when their lives overlap, or when one starts after the
     /// other ended with the same packet bytes (the head cannot be reused while a clone holds it, so a
     /// clone read later, e.g. by an AF_PACKET socket, still points at it). The earliest is the parent.
-    func inferClones(_ packets: inout [Packet], events: [Event], rank: [Int]) {
+    /// `extraHeads` holds, by packet index, the heads after the first and their last bytes hashes.
+    /// Returns the parent index of each packet (-1: none) and why, for each clone.
+    static func inferClones(_ packets: [CloneSummary], extraHeads: [Int: [(UInt64, UInt64)]]) -> (parent: [Int32], why: [Int: String]) {
         struct Group { var root: Int; var maxLast: UInt64; var lastHash: UInt64 }
         var groups: [UInt64: Group] = [:]
+        var parent = [Int32](repeating: -1, count: packets.count)
+        var why: [Int: String] = [:]
         for p in 0..<packets.count {
-            let evs = packets[p].events
-            guard let firstRank = evs.first, let lastRank = evs.last else { continue }
-            let first = events[rank[Int(firstRank)]]
-            let firstTs = first.ev.ts
-            let lastTs = events[rank[Int(lastRank)]].ev.ts
-            var heads: [UInt64] = []
-            var lastHashByHead: [UInt64: UInt64] = [:]
-            var firstHash: UInt64 = 0
-            for r in evs {
-                let e = events[rank[Int(r)]]
-                if e.ev.head == 0 { continue }
-                if !heads.contains(e.ev.head) { heads.append(e.ev.head) }
-                if e.bytesHash != 0 {
-                    if firstHash == 0 { firstHash = e.bytesHash }
-                    lastHashByHead[e.ev.head] = e.bytesHash
-                }
-            }
-            for h in heads {
+            let s = packets[p]
+            guard s.head != 0 else { continue }
+            var heads = [(s.head, s.lastHash)]
+            if let more = extraHeads[p] { heads += more }
+            for (h, lastHash) in heads {
                 if var g = groups[h] {
-                    if g.root != p && packets[p].parent < 0 && h == heads[0] {
-                        if firstTs <= g.maxLast {
-                            packets[p].parent = g.root
-                            packets[p].cloneWhy = "shares data head \(String(h, radix: 16)) while the parent lives"
-                        } else if firstHash != 0 && firstHash == g.lastHash {
-                            packets[p].parent = g.root
-                            packets[p].cloneWhy = "shares data head \(String(h, radix: 16)) and its bytes after the parent was freed"
+                    if g.root != p && parent[p] < 0 && h == s.head {
+                        if s.firstTs <= g.maxLast {
+                            parent[p] = Int32(g.root)
+                            why[p] = "shares data head \(String(h, radix: 16)) while the parent lives"
+                        } else if s.firstHash != 0 && s.firstHash == g.lastHash {
+                            parent[p] = Int32(g.root)
+                            why[p] = "shares data head \(String(h, radix: 16)) and its bytes after the parent was freed"
                         } else {
                             g.root = p  // the buffer was reused: a new group
                         }
                     }
-                    g.maxLast = max(g.maxLast, lastTs)
-                    if let lh = lastHashByHead[h] { g.lastHash = lh }
+                    g.maxLast = max(g.maxLast, s.lastTs)
+                    if lastHash != 0 { g.lastHash = lastHash }
                     groups[h] = g
                 } else {
-                    groups[h] = Group(root: p, maxLast: lastTs, lastHash: lastHashByHead[h] ?? 0)
+                    groups[h] = Group(root: p, maxLast: s.lastTs, lastHash: lastHash)
                 }
             }
         }
         // A parent that is itself a clone: attach to its root, so trees are one level per inference.
         for p in 0..<packets.count {
-            var root = packets[p].parent
+            var root = Int(parent[p])
             var guardSteps = 0
-            while root >= 0, packets[root].parent >= 0, guardSteps < 64 { root = packets[root].parent; guardSteps += 1 }
-            if root >= 0 { packets[p].parent = root }
+            while root >= 0, parent[root] >= 0, guardSteps < 64 { root = Int(parent[root]); guardSteps += 1 }
+            if root >= 0 { parent[p] = Int32(root) }
         }
+        return (parent, why)
     }
 }

@@ -27,13 +27,11 @@ extension Decoder {
         var tupleHdr: PacketHeaders?
     }
 
-    func outcome(of packet: Packet, events: [Event], rank: [Int], names: Names, lostTotal: Int64,
-                 lostCPUs: [Int]) -> Outcome {
+    func outcome(of packet: Packet, names: Names, lostTotal: Int64, lostCPUs: [Int]) -> Outcome {
         var out = Outcome()
         var stage = Stage.none
         var netns = Set<UInt32>()
-        for r in packet.events {
-            let e = events[rank[Int(r)]]
+        for (i, e) in packet.events.enumerated() {
             let probe = Int(e.ev.probe)
             if e.ev.netns != 0 {
                 netns.insert(e.ev.netns)
@@ -41,7 +39,7 @@ extension Decoder {
                 out.endIfindex = e.ev.ifindex
             }
             if out.tupleHdr == nil && headers[e].l3 != .none { out.tupleHdr = headers[e] }
-            if Int32(r) == packet.freeRank { break }
+            if i == packet.freeIndex { break }
             switch probe {
             case 1, 2, 3:
                 // received again after leaving a device: a veth or loopback crossing starts a new hop
@@ -61,8 +59,8 @@ extension Decoder {
             }
         }
         out.netnsCount = netns.count
-        if packet.freeRank >= 0 {
-            let free = events[rank[Int(packet.freeRank)]].ev
+        if packet.freeIndex >= 0 {
+            let free = packet.events[packet.freeIndex].ev
             if Int(free.probe) == Decoder.pKfree {
                 let reason = Int64(free.args.free.reason)
                 let name = names.dropReason[reason] ?? "reason \(reason)"
@@ -113,11 +111,12 @@ extension Decoder {
     private static func fate(_ stage: Stage) -> String { stage.rawValue }
 
     /// Tuple changes between consecutive events of one packet: DNAT (destination), SNAT (source).
-    func natRewrites(of packet: Packet, id: Int, events: [Event], rank: [Int]) -> [NatRow] {
+    func natRewrites(of packet: Packet) -> [NatRow] {
         var rows: [NatRow] = []
         var prev: PacketHeaders?
-        for r in packet.events {
-            let e = events[rank[Int(r)]]
+        let id = packet.id
+        for (i, e) in packet.events.enumerated() {
+            let r = packet.ids[i]
             let h = headers[e]
             guard h.l3 == .ipv4 || h.l3 == .ipv6, !h.fragment else { continue }
             defer { prev = h }
@@ -148,7 +147,7 @@ extension Decoder {
                 return a.family == 6 ? "[\(a.text)]:\(port)" : "\(a.text):\(port)"
             }
             if before.dst != after.dst || (ports && before.dport != after.dport) {
-                rows.append(NatRow(packet: id, rank: r, kind: "DNAT", proto: h.protoName, before: before, after: after,
+                rows.append(NatRow(packet: id, eventID: r, event: e.ev, kind: "DNAT", proto: h.protoName, before: before, after: after,
                                    hasPorts: ports, family: family, hook: hook, table: table, ctOrig: ctOrig,
                                    ctReply: ctReply,
                                    text: "DNAT \(side(before.dst, before.dport)) -> \(side(after.dst, after.dport))" + suffix))
@@ -157,7 +156,7 @@ extension Decoder {
                 var text = "SNAT \(side(before.src, before.sport)) -> \(side(after.src, after.sport))"
                 if !ports && before.sport != after.sport { text += " id \(before.sport) -> \(after.sport)" }
                 text += suffix
-                rows.append(NatRow(packet: id, rank: r, kind: "SNAT", proto: h.protoName, before: before, after: after,
+                rows.append(NatRow(packet: id, eventID: r, event: e.ev, kind: "SNAT", proto: h.protoName, before: before, after: after,
                                    hasPorts: ports, family: family, hook: hook, table: table, ctOrig: ctOrig,
                                    ctReply: ctReply, text: text))
             }
@@ -270,195 +269,6 @@ extension Decoder {
         let v6 = s.family == 10
         let a = IPAddress(kernelBytes: s.saddr, v6: v6).text, b = IPAddress(kernelBytes: s.daddr, v6: v6).text
         return v6 ? "[\(a)]:\(s.sport) > [\(b)]:\(s.dport)" : "\(a):\(s.sport) > \(b):\(s.dport)"
-    }
-
-    // MARK: writing
-
-    func write(path: String, names: Names, events: [Event], rank: [Int], packets: [Packet], packetOf: [Int32],
-               chunks: [ChunkInfo], lostTotal: Int64, lostCPUs: [Int], stats: inout Stats) throws {
-        let db: DatabaseQueue
-        do {
-            db = try DatabaseQueue(path: path)
-            try db.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA page_size = 65536")
-                try db.execute(sql: "PRAGMA journal_mode = OFF")
-                try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
-                try db.execute(sql: "PRAGMA cache_size = -65536")
-                try db.execute(sql: "PRAGMA synchronous = OFF")
-            }
-        } catch {
-            throw AnalysisError.analysisDatabase(path: path, why: "\(error)")
-        }
-        let sqlFiles = BundleFormat.sqlFiles(under: "analysis")
-        let counts = (events: stats.events, unknown: stats.unknownRecords)
-        try db.write { db in
-            for file in sqlFiles where !file.path.hasSuffix("indexes.sql") { try db.execute(sql: file.sql) }
-            try copyMetadata(into: db)
-            let chunkInsert = try BulkInsert(db, "INSERT INTO bundle_chunk VALUES (?, ?, ?, ?, ?, ?, ?)")
-            for c in chunks {
-                chunkInsert.int(c.id); chunkInsert.int(c.firstTs); chunkInsert.int(c.lastTs); chunkInsert.int(c.records)
-                chunkInsert.int(c.rawSize); chunkInsert.int(c.storedSize); chunkInsert.text(reader.recording.codec)
-                try chunkInsert.run()
-            }
-
-            // events, in time order
-            var stepOf = [Int32](repeating: 0, count: events.count)
-            for p in packets { for (i, r) in p.events.enumerated() { stepOf[Int(r)] = Int32(i + 1) } }
-            var probeCounts: [Int: (probe: Int, family: Int?, hook: Int?, name: String, n: Int)] = [:]
-            let texts = TextCache()
-            let ins = try BulkInsert(db, "INSERT INTO ev VALUES (" + Array(repeating: "?", count: 56).joined(separator: ",") + ")")
-            for k in 0..<rank.count {
-                let item = events[rank[k]]
-                let e = item.ev
-                let h = headers[item]
-                let probe = Int(e.probe)
-                let nf = KernelNames.isNFBracket(probe)
-                let key = nf ? probe | Int(e.args.nf.pf) << 8 | Int(e.args.nf.hook) << 16 : probe
-                let name: String
-                if let c = probeCounts[key] {
-                    name = c.name
-                    probeCounts[key]?.n += 1
-                } else {
-                    name = names.probeName(e)
-                    probeCounts[key] = (probe, nf ? Int(e.args.nf.pf) : nil, nf ? Int(e.args.nf.hook) : nil, name, 1)
-                }
-                ins.int(k + 1); ins.int(e.ts); ins.int(probe); ins.text(name)
-                ins.int(e.cpu); ins.int(e.pid); ins.int(e.tid); ins.text(texts.comm(e))
-                ins.int(e.netns); ins.int(e.ifindex); ins.int(e.skb); ins.int(e.head); ins.int(e.len); ins.int(e.mark)
-                ins.int(Int(UInt16(bigEndian: e.protocol))); ins.int(Int(e.l3_from)); ins.int(Int(e.flags))
-                if packetOf[k] >= 0 { ins.int(Int(packetOf[k]) + 1); ins.int(Int(stepOf[k])) } else { ins.null(); ins.null() }
-                if h.l3 == .none {
-                    for _ in 0..<19 { ins.null() }
-                } else {
-                    ins.text(h.l3 == .ipv4 ? "ipv4" : h.l3 == .ipv6 ? "ipv6" : "arp")
-                    if h.l3 == .arp { ins.null(); ins.text("ARP") } else { ins.int(Int(h.l4)); ins.text(h.protoName) }
-                    if h.vlan != 0 { ins.int(Int(h.vlan) - 1) } else { ins.null() }
-                    ins.textOrNull(texts.address(h.src)); ins.textOrNull(texts.address(h.dst))
-                    if h.hasPorts { ins.int(Int(h.sport)); ins.int(Int(h.dport)) } else { ins.null(); ins.null() }
-                    if h.l4 == 6 && h.hasPorts {
-                        ins.text(texts.tcpFlags[Int(h.tcpFlags)]); ins.int(h.tcpSeq); ins.int(h.tcpAck)
-                    } else { ins.null(); ins.null(); ins.null() }
-                    if h.icmpType >= 0 { ins.int(Int(h.icmpType)); ins.int(Int(h.icmpCode)) } else { ins.null(); ins.null() }
-                    if h.icmpID >= 0 { ins.int(Int(h.icmpID)); ins.int(Int(h.icmpSeq)) } else { ins.null(); ins.null() }
-                    if h.ipID >= 0 { ins.int(Int(h.ipID)) } else { ins.null() }
-                    if h.ttl >= 0 { ins.int(Int(h.ttl)) } else { ins.null() }
-                    ins.textOrNull(h.tunnel); ins.textOrNull(h.inner)
-                }
-                // reason, location
-                if probe == Decoder.pKfree || probe == Decoder.pConsume {
-                    if probe == Decoder.pKfree { ins.int(e.args.free.reason) } else { ins.null() }
-                    ins.int(e.args.free.location)
-                } else if probe == Int(ST_P_TCP_SEND_RESET.rawValue) || probe == Int(ST_P_UDP_FAIL_QUEUE_RCV_SKB.rawValue) {
-                    ins.int(e.args.sock.reason); ins.null()
-                } else { ins.null(); ins.null() }
-                // netfilter: from the bracket record, or the last bracket a dropped packet passed
-                if nf {
-                    let a = e.args.nf
-                    ins.int(Int(a.pf)); ins.int(Int(a.hook)); ins.int(Int(a.bracket)); ins.int(Int(a.priority))
-                    ins.int(a.in_ifindex); ins.int(a.out_ifindex)
-                    if e.flags & UInt8(ST_F_CT.rawValue) != 0 {
-                        ins.int(Int(a.ctinfo)); ins.int(a.ct_status); ins.int(a.ct_mark)
-                        ins.text(texts.tuple(a.ct_orig)); ins.text(texts.tuple(a.ct_reply))
-                    } else { for _ in 0..<5 { ins.null() } }
-                } else if probe == Decoder.pKfree && e.flags & UInt8(ST_F_NF_LAST.rawValue) != 0 {
-                    let a = e.args.free
-                    ins.int(Int(a.nf_pf)); ins.int(Int(a.nf_hook)); ins.int(Int(a.nf_bracket))
-                    let b = Int(a.nf_bracket)
-                    if b < BundleFormat.nfBracketPriorities.count { ins.int(Int(BundleFormat.nfBracketPriorities[b])) } else { ins.null() }
-                    for _ in 0..<7 { ins.null() }
-                } else {
-                    for _ in 0..<11 { ins.null() }
-                }
-                // rc
-                switch probe {
-                case Decoder.pXmit, 52: ins.int(Int(e.args.dev.rc))
-                case 40, 41, 43: ins.int(Int(e.args.route.err))
-                case Decoder.pCopy: ins.int(Int(e.args.misc.a))
-                default: ins.null()
-                }
-                // socket
-                if (20...26).contains(probe) || probe == 30 {
-                    let s = e.args.sock
-                    if s.sk != 0 { ins.int(s.sk) } else { ins.null() }
-                    ins.int(Int(s.state))
-                    if probe == Int(ST_P_INET_SOCK_SET_STATE.rawValue) { ins.int(Int(s.oldstate)) } else { ins.null() }
-                } else { ins.null(); ins.null(); ins.null() }
-                ins.text(texts.detail(e, names: names))
-                try ins.run()
-                if k & 0xFFFF == 0 { progress?.update("writing", done: k, total: rank.count) }
-            }
-
-            let pe = try BulkInsert(db, "INSERT INTO probe_events VALUES (?, ?, ?, ?, ?)")
-            for c in probeCounts.values {
-                pe.int(c.probe); pe.optInt(c.family.map(Int64.init)); pe.optInt(c.hook.map(Int64.init)); pe.text(c.name); pe.int(c.n)
-                try pe.run()
-            }
-
-            try writeTCP(db, events: events, rank: rank, packetOf: packetOf)  // TCPDecode.swift
-            Decoder.phase("events written", stats.started)
-            // packets, NAT, clones
-            let pk = try BulkInsert(db, "INSERT INTO pkt VALUES (" + Array(repeating: "?", count: 31).joined(separator: ",") + ")")
-            let nx = try BulkInsert(db, "INSERT INTO nat VALUES (" + Array(repeating: "?", count: 22).joined(separator: ",") + ")")
-            let cl = try BulkInsert(db, "INSERT INTO clone_edge VALUES (?, ?, ?, ?)")
-            var natID = 0
-            for (i, p) in packets.enumerated() {
-                let id = i + 1
-                guard let firstRank = p.events.first, let lastRank = p.events.last else { continue }
-                let first = events[rank[Int(firstRank)]].ev
-                let last = events[rank[Int(lastRank)]].ev
-                let o = outcome(of: p, events: events, rank: rank, names: names, lostTotal: lostTotal, lostCPUs: lostCPUs)
-                let nats = natRewrites(of: p, id: id, events: events, rank: rank)
-                pk.int(id); pk.int(p.skb); pk.int(first.head); pk.int(Int(firstRank) + 1); pk.int(Int(lastRank) + 1)
-                pk.int(first.ts); pk.int(last.ts); pk.int(p.events.count)
-                pk.text(o.fate); pk.optText(o.incomplete)
-                pk.optInt(o.dropReason); pk.optText(o.dropReasonName)
-                pk.optInt(o.dropLocation.map { Int64(bitPattern: $0) }); pk.optText(o.dropSymbol)
-                pk.optText(o.nfFamily); pk.optText(o.nfHook); pk.optText(o.nfTable)
-                if o.endNetns != 0 { pk.int(o.endNetns) } else { pk.null() }
-                if o.endIfindex != 0 { pk.int(o.endIfindex) } else { pk.null() }
-                if let h = o.tupleHdr {
-                    pk.text(h.l3 == .ipv4 ? "ipv4" : h.l3 == .ipv6 ? "ipv6" : "arp"); pk.text(h.protoName)
-                    pk.textOrNull(h.src.text); pk.textOrNull(h.dst.text)
-                    if h.hasPorts { pk.int(Int(h.sport)); pk.int(Int(h.dport)) } else { pk.null(); pk.null() }
-                    pk.text(h.tupleText)
-                } else {
-                    for _ in 0..<6 { pk.null() }
-                    pk.text(first.protocol == 0 ? "unknown" : "ethertype 0x" + String(UInt16(bigEndian: first.protocol), radix: 16))
-                }
-                if p.parent >= 0 { pk.int(p.parent + 1); pk.int(1) } else { pk.null(); pk.null() }
-                pk.int(o.forwarded ? 1 : 0); pk.int(o.netnsCount); pk.int(nats.count)
-                try pk.run()
-                if p.parent >= 0 {
-                    cl.int(p.parent + 1); cl.int(id); cl.int(1); cl.text(p.cloneWhy)
-                    try cl.run()
-                }
-                for n in nats {
-                    natID += 1
-                    let e = events[rank[Int(n.rank)]].ev
-                    nx.int(natID); nx.int(id); nx.int(Int(n.rank) + 1); nx.int(e.ts); nx.text(n.kind); nx.text(n.proto)
-                    nx.text(n.before.src.text)
-                    if n.hasPorts { nx.int(Int(n.before.sport)) } else { nx.null() }
-                    nx.text(n.before.dst.text)
-                    if n.hasPorts { nx.int(Int(n.before.dport)) } else { nx.null() }
-                    nx.text(n.after.src.text)
-                    if n.hasPorts { nx.int(Int(n.after.sport)) } else { nx.null() }
-                    nx.text(n.after.dst.text)
-                    if n.hasPorts { nx.int(Int(n.after.dport)) } else { nx.null() }
-                    nx.optText(n.family); nx.optText(n.hook); nx.optText(n.table)
-                    nx.int(e.netns); nx.int(e.ifindex); nx.optText(n.ctOrig); nx.optText(n.ctReply); nx.text(n.text)
-                    try nx.run()
-                }
-            }
-            for file in sqlFiles where file.path.hasSuffix("indexes.sql") { try db.execute(sql: file.sql) }
-            let meta: [(String, String)] = [
-                ("decoder_version", String(Decoder.version)), ("bundle_path", reader.path),
-                ("events", String(counts.events)), ("unknown_records", String(counts.unknown)),
-                ("packets", String(packets.count)), ("complete", "1"),
-            ]
-            for (k, v) in meta { try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES (?, ?)", arguments: [k, v]) }
-        }
-        progress?.finish()
-        try db.close()
     }
 
     /// Copies the bundle's metadata tables, column by column where both sides have the column.
