@@ -21,6 +21,7 @@ final class DecodeStream {
     let lostCPUs: [Int]
     let texts = TextCache()
     let tcp: TCPBuilder
+    let times = Decoder.PhaseTimes()
     private let evInsert, pktInsert, natInsert: BulkInsert
 
     /// Records released so far (the id of the latest).
@@ -65,7 +66,7 @@ final class DecodeStream {
             let p = closing[closingHead]
             closingHead += 1
             if lastClosed[p.skb] === p { lastClosed[p.skb] = nil }
-            try finalize(p)
+            try timedFinalize(p)
         }
         if closingHead > 4096 && closingHead * 2 > closing.count {
             closing.removeFirst(closingHead)
@@ -85,7 +86,7 @@ final class DecodeStream {
                 if let q = open[e.skb] {
                     // nothing can join it any more: the address now names the new packet
                     q.superseded = true
-                    try finalize(q)
+                    try timedFinalize(q)
                 }
                 packetCount += 1
                 p = Decoder.Packet(id: packetCount, skb: e.skb)
@@ -106,8 +107,10 @@ final class DecodeStream {
             }
             packet = p
         }
+        var t = times.now()
         try writeEvent(k, item, packet: packet)
         try tcp.add(k, item, packet: packet)
+        times.add(&times.rows, since: &t)
     }
 
     /// Ends the stream: writes the packets still open, the clone trees and the per-probe counts.
@@ -135,6 +138,12 @@ final class DecodeStream {
             try pe.run()
         }
         try tcp.finish()
+    }
+
+    private func timedFinalize(_ p: Decoder.Packet) throws {
+        var t = times.now()
+        try finalize(p)
+        times.add(&times.packets, since: &t)
     }
 
     /// Writes a packet whose life ended (its row, its NAT rewrites), keeps its clone summary and lets

@@ -207,21 +207,27 @@ public struct Decoder {
             var pendingTs: [UInt64] = []
             var order: [Int] = []
             var walker = RecordWalker()
+            let times = stream.times
             /// Releases, in time order, the pending records older than `watermark`.
             func release(before watermark: UInt64) throws {
+                var t = times.now()
                 order.removeAll(keepingCapacity: true)
                 order.append(contentsOf: pending.indices)
                 order.sort { pendingTs[$0] != pendingTs[$1] ? pendingTs[$0] < pendingTs[$1] : $0 < $1 }
                 var cut = 0
                 while cut < order.count && pendingTs[order[cut]] < watermark { cut += 1 }
+                times.add(&times.order, since: &t)
                 for i in order[..<cut] { try stream.release(pending[i]) }
+                times.add(&times.released, since: &t)
                 stats.peakHeld = max(stats.peakHeld, pending.count + stream.heldEvents)
                 let rest = order[cut...].map { pending[$0] }
                 pending = rest
                 pendingTs = rest.map(\.ev.ts)
             }
             do {
+                var t = times.now()
                 try reader.forEachChunk { info, buffer, count in
+                    times.add(&times.read, since: &t)
                     var minTs = UInt64.max
                     try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
                         var hdr = HeaderTable.none
@@ -236,17 +242,21 @@ public struct Decoder {
                         pendingTs.append(ev.ts)
                         minTs = min(minTs, ev.ts)
                     }
+                    times.add(&times.walk, since: &t)
                     // Later chunks hold records reserved later; one older than this chunk's oldest
                     // would have waited in the kernel for the whole chunk (counted as reordered).
                     try release(before: minTs)
                     progress?.update("decoding", done: stream.released, total: total)
+                    t = times.now()
                 }
             } catch BundleError.corruptChunk(let why) {
                 throw AnalysisError.corruptChunk(path: reader.path, why: why.hasPrefix(reader.path + ", ") ? String(why.dropFirst(reader.path.count + 2)) : why)
             }
             try release(before: .max)
             Decoder.phase("streamed", stats.started)
+            var t = times.now()
             try stream.finish()
+            times.add(&times.finish, since: &t)
             Decoder.phase("clones", stats.started)
             stats.unknownRecords = walker.unknownRecords
             stats.events = stream.released
@@ -256,6 +266,8 @@ public struct Decoder {
                 FileHandle.standardError.write(Data("held: \(stats.peakHeld) records at most, \(stats.reordered) reordered, \(stream.openPackets) packets never freed\n".utf8))
             }
             for file in sqlFiles where file.path.hasSuffix("indexes.sql") { try db.execute(sql: file.sql) }
+            times.add(&times.indexes, since: &t)
+            times.report()
             Decoder.phase("indexed", stats.started)
             let meta: [(String, String)] = [
                 ("decoder_version", String(Decoder.version)), ("bundle_path", reader.path),
@@ -318,6 +330,44 @@ public struct Decoder {
         default:
             let fromQueue: Set<Int> = [4, 5, 6, 50, 51]
             return outputEntry && !fromQueue.contains(last)
+        }
+    }
+
+    /// With SKBTRAIL_TIMING set: where a decode's time goes, summed over the stream (for tuning and
+    /// bench/analyzer.sh). Without it, `now()` is 0 and nothing is measured.
+    final class PhaseTimes {
+        let enabled = ProcessInfo.processInfo.environment["SKBTRAIL_TIMING"] != nil
+        /// Reading chunks: the SQLite blob, zstd, the split codec.
+        var read: UInt64 = 0
+        /// Walking records, parsing their headers.
+        var walk: UInt64 = 0
+        /// Putting records in time order.
+        var order: UInt64 = 0
+        /// Releasing records: all of packets, NAT and rows (the next three are parts of it).
+        var released: UInt64 = 0
+        /// Writing event and TCP rows.
+        var rows: UInt64 = 0
+        /// Rebuilding and writing finished packets (outcome, NAT, the packet row).
+        var packets: UInt64 = 0
+        var finish: UInt64 = 0
+        var indexes: UInt64 = 0
+
+        @inline(__always) func now() -> UInt64 { enabled ? DispatchTime.now().uptimeNanoseconds : 0 }
+        @inline(__always) func add(_ total: inout UInt64, since t: inout UInt64) {
+            guard enabled else { return }
+            let n = DispatchTime.now().uptimeNanoseconds
+            total &+= n &- t
+            t = n
+        }
+
+        func report() {
+            guard enabled else { return }
+            let rebuild = released &- rows &- packets
+            let lines = [("read", read), ("walk", walk), ("order", order), ("rebuild", rebuild), ("rows", rows),
+                         ("packets", packets), ("finish", finish), ("indexes", indexes)]
+            for (name, ns) in lines {
+                FileHandle.standardError.write(Data(String(format: "time %@: %.3f s\n", name, Double(ns) / 1e9).utf8))
+            }
         }
     }
 
