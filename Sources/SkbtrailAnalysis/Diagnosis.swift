@@ -64,6 +64,8 @@ public final class Diagnosis {
                 var error = rule.check(db)
                 var count = 0
                 if error == nil {
+                    let started = Date()
+                    defer { Decoder.phase("rule \(rule.id)", started) }
                     do {
                         count = try Diagnosis.run(rule, missing: missing, availability: availability, db)
                     } catch let e as DatabaseError {

@@ -12,9 +12,13 @@ public struct RawRecord {
 /// a size that cannot be right is a corrupted chunk.
 public struct RecordWalker {
     public private(set) var unknownRecords = 0
-    /// Per CPU, the skb and packet bytes of its latest record that carried bytes: the recorder leaves
-    /// the bytes out of a record (ST_F_SAME_BYTES) when they equal these.
-    private var lastBytes: [UInt32: (skb: UInt64, bytes: [UInt8])] = [:]
+    /// Per CPU (by index), the skb and packet bytes of its latest record that carried bytes in an
+    /// earlier chunk: the recorder leaves the bytes out of a record (ST_F_SAME_BYTES) when they equal
+    /// these. Within a chunk, `recent` points into the chunk instead of copying every record's bytes.
+    private var carried: [(skb: UInt64, bytes: [UInt8])?] = []
+    private var recent: [(skb: UInt64, start: Int, count: Int)?] = []
+    /// CPUs above this are not tracked (no kernel has that many; a corrupted field must not allocate).
+    private static let maxCPUs = 8192
 
     public init() {}
 
@@ -25,6 +29,13 @@ public struct RecordWalker {
                               _ body: (st_event, ArraySlice<UInt8>) throws -> Void) throws {
         let eventSize = BundleFormat.eventSize
         var offset = 0
+        for i in recent.indices { recent[i] = nil }
+        defer {
+            // what a later chunk may refer to: copied once per CPU, at the end of the chunk
+            for (cpu, r) in recent.enumerated() {
+                if let r { carried[cpu] = (r.skb, Array(bytes[r.start..<(r.start + r.count)])) }
+            }
+        }
         try bytes.withUnsafeBytes { raw in
             while offset < count {
                 guard count - offset >= 4 else {
@@ -42,12 +53,24 @@ public struct RecordWalker {
                     let event = raw.loadUnaligned(fromByteOffset: offset, as: st_event.self)
                     let snap = min(Int(event.snap), size - eventSize)
                     let start = offset + eventSize
+                    let cpu = Int(event.cpu)
                     if snap > 0 {
-                        if event.skb != 0 { lastBytes[event.cpu] = (event.skb, Array(bytes[start..<(start + snap)])) }
+                        if event.skb != 0 && cpu < RecordWalker.maxCPUs {
+                            if cpu >= recent.count {
+                                recent += Array(repeating: nil, count: cpu + 1 - recent.count)
+                                carried += Array(repeating: nil, count: cpu + 1 - carried.count)
+                            }
+                            recent[cpu] = (event.skb, start, snap)
+                        }
                         try body(event, bytes[start..<(start + snap)])
-                    } else if event.flags & UInt8(ST_F_SAME_BYTES.rawValue) != 0,
-                              let last = lastBytes[event.cpu], last.skb == event.skb {
-                        try body(event, last.bytes[...])
+                    } else if event.flags & UInt8(ST_F_SAME_BYTES.rawValue) != 0, cpu < recent.count {
+                        if let r = recent[cpu] {
+                            try body(event, r.skb == event.skb ? bytes[r.start..<(r.start + r.count)] : bytes[start..<start])
+                        } else if let c = carried[cpu], c.skb == event.skb {
+                            try body(event, c.bytes[...])
+                        } else {
+                            try body(event, bytes[start..<start])
+                        }
                     } else {
                         try body(event, bytes[start..<start])
                     }
