@@ -443,15 +443,30 @@ static __always_inline int finish(struct scratch *s)
 	s->ev.size = size;
 	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 flags = waiting + size >= cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, s, size, flags))
+	if (bpf_ringbuf_output(&events, s, size, flags)) {
 		count_lost();
+		/* The reader never sees these bytes: a later record must not be left without its own. */
+		__u32 zero = 0;
+		struct snap_last *last = bpf_map_lookup_elem(&snap_last_map, &zero);
+		if (last && !(s->ev.flags & ST_F_NESTED))
+			last->skb = 0;
+	}
 	return 0;
 }
 
-/* Drops the packet bytes of a record when this CPU's previous record of the same skb had the same ones. */
+/*
+ * Drops the packet bytes of a record when this CPU's previous record of the same skb had the same ones.
+ * A program that interrupted another keeps its bytes and leaves the reference alone: its record reaches
+ * the ring buffer before the interrupted one's, out of the order the reference assumes.
+ */
 static __always_inline void dedup_bytes(struct scratch *s, bool keep)
 {
 	__u32 zero = 0;
+	__u32 *depth = bpf_map_lookup_elem(&nest_map, &zero);
+	if (depth && *depth > 1) {
+		s->ev.flags |= ST_F_NESTED;
+		return;
+	}
 	struct snap_last *last = bpf_map_lookup_elem(&snap_last_map, &zero);
 	__u32 snap = s->ev.snap;
 	if (!last || !snap)

@@ -42,7 +42,9 @@ final class DecodeStream {
     private var summaries: [Decoder.CloneSummary] = []
     private var extraHeads: [Int: [(UInt64, UInt64)]] = [:]
     private var natID = 0
-    private var probeCounts: [Int: (probe: Int, family: Int?, hook: Int?, name: String, n: Int)] = [:]
+    /// Records per attach point (probe, and family and hook for netfilter brackets), and their names.
+    private var probeIndex: [Int: Int] = [:]
+    private var probeCounts: [(probe: Int, family: Int?, hook: Int?, name: String, n: Int)] = []
 
     init(decoder: Decoder, db: Database, names: Decoder.Names, lostTotal: Int64, lostCPUs: [Int]) throws {
         self.decoder = decoder
@@ -133,7 +135,7 @@ final class DecodeStream {
         }
 
         let pe = try BulkInsert(db, "INSERT INTO probe_events VALUES (?, ?, ?, ?, ?)")
-        for c in probeCounts.values {
+        for c in probeCounts {
             pe.int(c.probe); pe.optInt(c.family.map(Int64.init)); pe.optInt(c.hook.map(Int64.init)); pe.text(c.name); pe.int(c.n)
             try pe.run()
         }
@@ -225,12 +227,13 @@ final class DecodeStream {
         let nf = KernelNames.isNFBracket(probe)
         let key = nf ? probe | Int(e.args.nf.pf) << 8 | Int(e.args.nf.hook) << 16 : probe
         let name: String
-        if let c = probeCounts[key] {
-            name = c.name
-            probeCounts[key]?.n += 1
+        if let i = probeIndex[key] {
+            name = probeCounts[i].name
+            probeCounts[i].n += 1
         } else {
             name = names.probeName(e)
-            probeCounts[key] = (probe, nf ? Int(e.args.nf.pf) : nil, nf ? Int(e.args.nf.hook) : nil, name, 1)
+            probeIndex[key] = probeCounts.count
+            probeCounts.append((probe, nf ? Int(e.args.nf.pf) : nil, nf ? Int(e.args.nf.hook) : nil, name, 1))
         }
         ins.int(k); ins.int(e.ts); ins.int(probe); ins.text(name)
         ins.int(e.cpu); ins.int(e.pid); ins.int(e.tid); ins.text(texts.comm(e))

@@ -341,8 +341,35 @@ final class TextCache {
         return s
     }
 
+    /// The detail of the high-volume probes whose text depends on a few fields only.
+    struct SimpleKey: Hashable { var probe: UInt16; var a: UInt64; var b: UInt64 }
+    private var simpleDetails: [SimpleKey: String] = [:]
+
     func detail(_ e: st_event, names: Decoder.Names) -> String {
-        guard KernelNames.isNFBracket(Int(e.probe)) else { return Decoder.detail(e, names: names) }
+        let probe = Int(e.probe)
+        var simple: SimpleKey?
+        switch probe {
+        case Int(ST_P_KFREE_SKB.rawValue):
+            let f = e.args.free
+            simple = SimpleKey(probe: e.probe, a: f.location,
+                               b: UInt64(f.reason) | UInt64(e.flags & UInt8(ST_F_NF_LAST.rawValue)) << 32
+                                   | UInt64(f.nf_pf) << 40 | UInt64(f.nf_hook) << 48 | UInt64(f.nf_bracket) << 56)
+        case Int(ST_P_CONSUME_SKB.rawValue):
+            simple = SimpleKey(probe: e.probe, a: e.args.free.location, b: 0)
+        case Int(ST_P_NET_DEV_XMIT.rawValue), 52:
+            simple = SimpleKey(probe: e.probe, a: UInt64(UInt32(bitPattern: e.args.dev.rc)), b: UInt64(e.args.dev.prog_id))
+        case Int(ST_P_SKB_COPY_DATAGRAM_IOVEC.rawValue):
+            simple = SimpleKey(probe: e.probe, a: UInt64(UInt32(bitPattern: e.args.misc.a)), b: 0)
+        default:
+            break
+        }
+        if let key = simple {
+            if let s = simpleDetails[key] { return s }
+            let s = Decoder.detail(e, names: names)
+            if simpleDetails.count < 1_000_000 { simpleDetails[key] = s }
+            return s
+        }
+        guard KernelNames.isNFBracket(probe) else { return Decoder.detail(e, names: names) }
         let nf = e.args.nf
         let key = NFKey(probe: e.probe, pf: nf.pf, hook: nf.hook, bracket: nf.bracket, ctinfo: nf.ctinfo,
                         flags: e.flags & UInt8(ST_F_CT.rawValue), netns: e.netns, inIf: nf.in_ifindex,

@@ -12,6 +12,8 @@ public struct RawRecord {
 /// a size that cannot be right is a corrupted chunk.
 public struct RecordWalker {
     public private(set) var unknownRecords = 0
+    /// Records marked ST_F_SAME_BYTES whose reference bytes were not found (they get none).
+    public private(set) var unresolvedBytes = 0
     /// Per CPU (by index), the skb and packet bytes of its latest record that carried bytes in an
     /// earlier chunk: the recorder leaves the bytes out of a record (ST_F_SAME_BYTES) when they equal
     /// these. Within a chunk, `recent` points into the chunk instead of copying every record's bytes.
@@ -55,7 +57,7 @@ public struct RecordWalker {
                     let start = offset + eventSize
                     let cpu = Int(event.cpu)
                     if snap > 0 {
-                        if event.skb != 0 && cpu < RecordWalker.maxCPUs {
+                        if event.skb != 0 && cpu < RecordWalker.maxCPUs && event.flags & UInt8(ST_F_NESTED.rawValue) == 0 {
                             if cpu >= recent.count {
                                 recent += Array(repeating: nil, count: cpu + 1 - recent.count)
                                 carried += Array(repeating: nil, count: cpu + 1 - carried.count)
@@ -63,12 +65,18 @@ public struct RecordWalker {
                             recent[cpu] = (event.skb, start, snap)
                         }
                         try body(event, bytes[start..<(start + snap)])
-                    } else if event.flags & UInt8(ST_F_SAME_BYTES.rawValue) != 0, cpu < recent.count {
-                        if let r = recent[cpu] {
-                            try body(event, r.skb == event.skb ? bytes[r.start..<(r.start + r.count)] : bytes[start..<start])
-                        } else if let c = carried[cpu], c.skb == event.skb {
+                    } else if event.flags & UInt8(ST_F_SAME_BYTES.rawValue) != 0 {
+                        if cpu < recent.count, let r = recent[cpu] {
+                            if r.skb == event.skb {
+                                try body(event, bytes[r.start..<(r.start + r.count)])
+                            } else {
+                                unresolvedBytes += 1
+                                try body(event, bytes[start..<start])
+                            }
+                        } else if cpu < carried.count, let c = carried[cpu], c.skb == event.skb {
                             try body(event, c.bytes[...])
                         } else {
+                            unresolvedBytes += 1
                             try body(event, bytes[start..<start])
                         }
                     } else {

@@ -33,8 +33,15 @@ public enum SplitCodec {
             dst.storeBytes(of: UInt32(fixed).littleEndian, toByteOffset: 4, as: UInt32.self)
             let planes = dst.baseAddress! + 8
             let src = raw.baseAddress!
-            for (j, start) in offsets.enumerated() {
-                let header = src + start
+            // 8 records x 8 header bytes at a time: a byte-matrix transpose in registers
+            let blocks = fixed % 8 == 0 ? n / 8 * 8 : 0
+            for j in stride(from: 0, to: blocks, by: 8) {
+                for i in stride(from: 0, to: fixed, by: 8) {
+                    moveBlock(from: { UnsafeRawPointer(src + offsets[j + $0] + i) }, to: { planes + (i + $0) * n + j })
+                }
+            }
+            for j in blocks..<n {
+                let header = src + offsets[j]
                 for i in 0..<fixed { planes.storeBytes(of: header.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i * n + j, as: UInt8.self) }
             }
             var tail = 8 + n * fixed
@@ -65,17 +72,19 @@ public enum SplitCodec {
         try payload.withUnsafeBytes { src in
             try raw.withUnsafeMutableBytes { dst in
                 let planes = src.baseAddress! + 8
-                var tail = 8 + n * fixed
+                // Record sizes are header bytes 2 and 3 (little-endian): the offsets come first, then the
+                // headers go back in place 8 records x 8 bytes at a time, then the tails.
+                var offsets = [Int](repeating: 0, count: n)
                 var out = 0
+                var tail = 8 + n * fixed
                 for j in 0..<n {
-                    for i in 0..<fixed {
-                        dst.storeBytes(of: planes.load(fromByteOffset: i * n + j, as: UInt8.self), toByteOffset: out + i, as: UInt8.self)
-                    }
-                    let size = Int(dst.loadUnaligned(fromByteOffset: out + 2, as: UInt16.self))
+                    let size = Int(planes.load(fromByteOffset: 2 * n + j, as: UInt8.self))
+                        | Int(planes.load(fromByteOffset: 3 * n + j, as: UInt8.self)) << 8
                     let length = size - fixed
                     guard length >= 0, tail + length <= count, out + size <= rawSize else {
                         throw BundleError.corruptChunk("split payload: record \(j) of \(n) claims \(size) bytes")
                     }
+                    offsets[j] = out
                     if length > 0 { (dst.baseAddress! + out + fixed).copyMemory(from: src.baseAddress! + tail, byteCount: length) }
                     tail += length
                     out += size
@@ -83,7 +92,56 @@ public enum SplitCodec {
                 guard out == rawSize, tail == count else {
                     throw BundleError.corruptChunk("split payload: \(count - tail) stray bytes")
                 }
+                let base = dst.baseAddress!
+                let blocks = fixed % 8 == 0 ? n / 8 * 8 : 0
+                for j in stride(from: 0, to: blocks, by: 8) {
+                    for i in stride(from: 0, to: fixed, by: 8) {
+                        moveBlock(from: { planes + (i + $0) * n + j }, to: { base + offsets[j + $0] + i })
+                    }
+                }
+                for j in blocks..<n {
+                    for i in 0..<fixed {
+                        dst.storeBytes(of: planes.load(fromByteOffset: i * n + j, as: UInt8.self), toByteOffset: offsets[j] + i, as: UInt8.self)
+                    }
+                }
             }
         }
+    }
+
+    /// Moves an 8x8 block of bytes transposed: word r read at `from(r)` gives byte r of each word
+    /// written at `to(k)`.
+    @inline(__always)
+    static func moveBlock(from: (Int) -> UnsafeRawPointer, to: (Int) -> UnsafeMutableRawPointer) {
+        var words = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &words) { w in
+            for r in 0..<8 { w.storeBytes(of: from(r).loadUnaligned(as: UInt64.self), toByteOffset: r * 8, as: UInt64.self) }
+        }
+        transpose8x8(&words)
+        withUnsafeBytes(of: &words) { w in
+            for k in 0..<8 { to(k).storeBytes(of: w.load(fromByteOffset: k * 8, as: UInt64.self), as: UInt64.self) }
+        }
+    }
+
+    /// Transposes an 8x8 byte matrix held as eight little-endian words (byte b of word r is row r,
+    /// column b): three rounds of swapping 4x4, 2x2 and 1x1 blocks.
+    @inline(__always)
+    static func transpose8x8(_ x: inout (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) {
+        @inline(__always) func swap(_ a: inout UInt64, _ b: inout UInt64, _ shift: UInt64, _ mask: UInt64) {
+            let t = ((a >> shift) ^ b) & mask
+            a ^= t << shift
+            b ^= t
+        }
+        swap(&x.0, &x.4, 32, 0x0000_0000_FFFF_FFFF)
+        swap(&x.1, &x.5, 32, 0x0000_0000_FFFF_FFFF)
+        swap(&x.2, &x.6, 32, 0x0000_0000_FFFF_FFFF)
+        swap(&x.3, &x.7, 32, 0x0000_0000_FFFF_FFFF)
+        swap(&x.0, &x.2, 16, 0x0000_FFFF_0000_FFFF)
+        swap(&x.1, &x.3, 16, 0x0000_FFFF_0000_FFFF)
+        swap(&x.4, &x.6, 16, 0x0000_FFFF_0000_FFFF)
+        swap(&x.5, &x.7, 16, 0x0000_FFFF_0000_FFFF)
+        swap(&x.0, &x.1, 8, 0x00FF_00FF_00FF_00FF)
+        swap(&x.2, &x.3, 8, 0x00FF_00FF_00FF_00FF)
+        swap(&x.4, &x.5, 8, 0x00FF_00FF_00FF_00FF)
+        swap(&x.6, &x.7, 8, 0x00FF_00FF_00FF_00FF)
     }
 }

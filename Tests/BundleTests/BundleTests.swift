@@ -97,6 +97,31 @@ func eventRecord(probe: UInt32, ts: UInt64, skb: UInt64, packet: [UInt8], cpu: U
         #expect(split - 30 < plain, "split \(split) bytes, plain zstd \(plain)")
     }
 
+    @Test(arguments: [1, 7, 8, 9, 64, 1001])
+    func splitCodecPlanesAreTheHeadersTransposed(records: Int) throws {
+        // records of varying tails, with arbitrary header bytes
+        var rng = SystemRandomNumberGenerator()
+        var raw: [UInt8] = []
+        var starts: [Int] = []
+        for _ in 0..<records {
+            starts.append(raw.count)
+            let tail = 8 * Int.random(in: 0...4, using: &rng)
+            var record = (0..<(192 + tail)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            record[2] = UInt8((192 + tail) & 0xFF); record[3] = UInt8((192 + tail) >> 8)
+            raw += record
+        }
+        let payload = try #require(raw.withUnsafeBytes { SplitCodec.split($0, records: records, fixed: 192) })
+        // plane i holds byte i of every header, in record order
+        for (j, start) in starts.enumerated() {
+            for i in [0, 2, 3, 7, 8, 100, 191] {
+                #expect(payload[8 + i * records + j] == raw[start + i], "record \(j) byte \(i)")
+            }
+        }
+        var back: [UInt8] = []
+        try SplitCodec.join(payload, count: payload.count, into: &back)
+        #expect(Array(back.prefix(raw.count)) == raw)
+    }
+
     @Test func damagedSplitPayloadIsACorruptChunk() throws {
         var payload = [UInt8](repeating: 0, count: 8 + 192)
         payload[0] = 1; payload[4] = 192   // one record of 192 bytes...

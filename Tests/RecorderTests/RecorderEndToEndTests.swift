@@ -221,6 +221,13 @@ struct RecorderEndToEndTests {
         // the recorder leaves a malformed record out and counts it as lost
         let lost = try reader.lost().values.reduce(0, +)
         #expect(lost == 0, "\(lost) events lost or malformed")
+        // records that left their bytes out find them: an interrupting program's record, which reaches
+        // the ring buffer first, is never the reference
+        let same = events.filter { $0.flags & UInt8(ST_F_SAME_BYTES.rawValue) != 0 }.count
+        let nested = events.filter { $0.flags & UInt8(ST_F_NESTED.rawValue) != 0 }.count
+        #expect(same > 0, "no record left its bytes out")
+        let unresolved = try reader.unresolvedBytes()
+        #expect(unresolved == 0, "\(unresolved) of \(same) records without bytes have no reference (\(nested) nested records)")
     }
 
     @Test("--max-events stops at the limit, and ends the command")

@@ -348,6 +348,15 @@ extension BundleReader {
         }
         return events
     }
+
+    /// Records marked ST_F_SAME_BYTES whose reference bytes a walk does not find.
+    func unresolvedBytes() throws -> Int {
+        var walker = RecordWalker()
+        try forEachChunk { chunk, bytes, count in
+            try walker.walk(bytes, count: count, chunk: chunk.id) { _, _ in }
+        }
+        return walker.unresolvedBytes
+    }
 }
 
 /// Packets counted by the first rule of a chain whose target is `target` (`iptables -L CHAIN -v -x -n`).

@@ -98,6 +98,8 @@ enum st_event_flags {
 	ST_F_NF_LAST = 2,   /* args.free.nf_* hold the last netfilter bracket this skb passed on this CPU */
 	ST_F_CT = 4,        /* args.nf.ct holds the skb's conntrack entry */
 	ST_F_SAME_BYTES = 8, /* no packet bytes: they equal those of this CPU's previous record of this skb */
+	ST_F_NESTED = 16,    /* written by a program that interrupted another on its CPU: its packet bytes
+	                        are its own and never the reference of a later ST_F_SAME_BYTES record */
 };
 
 /* A conntrack tuple as the kernel stores it (addresses and ports in network order). */
