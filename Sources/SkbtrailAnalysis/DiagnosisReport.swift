@@ -55,12 +55,10 @@ extension Diagnosis {
     public func report(_ analysis: Analysis, filter: PacketFilter = PacketFilter(), options: DiagOptions = DiagOptions()) throws -> String {
         let (cond, args) = try filter.sql()
         return try db.read { db in
-            let all = try Row.fetchAll(db, sql: "SELECT * FROM finding ORDER BY packet_id, event_id, severity DESC, id").map(Finding.init)
-            var byPacket: [Int64: [Finding]] = [:]
-            var global: [Finding] = []
-            for f in all {
-                if let id = f.packetID { byPacket[id, default: []].append(f) } else { global.append(f) }
-            }
+            // Memory follows what is shown, not the recording: findings are read per shown packet, the
+            // summary is counted by SQLite.
+            let order = "ORDER BY event_id, severity DESC, id"
+            let global = try Row.fetchAll(db, sql: "SELECT * FROM finding WHERE packet_id IS NULL \(order)").map(Finding.init)
             let selected = try Int64.fetchAll(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id",
                                               arguments: StatementArguments(args))
             let selectedSet = Set(selected)
@@ -72,22 +70,38 @@ extension Diagnosis {
             }
             let roots = selected.filter { id in parentOf[id].map { !selectedSet.contains($0) } ?? true }
             func tree(_ id: Int64) -> [Int64] { [id] + (children[id] ?? []).flatMap(tree) }
-            func worst(_ ids: [Int64]) -> Int { ids.flatMap { byPacket[$0] ?? [] }.map(\.severity).max() ?? 0 }
-            let shown = roots.filter { !options.quiet || worst(tree($0)) >= 2 }
+            let severe = options.quiet
+                ? Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT packet_id FROM diag_finding WHERE level IN ('WARN', 'ERROR') AND packet_id IS NOT NULL"))
+                : []
+            let shown = roots.filter { !options.quiet || tree($0).contains(where: severe.contains) }
+            var byPacket: [Int64: [Finding]] = [:]
+            let ofPacket = try db.makeStatement(sql: "SELECT * FROM finding WHERE packet_id = ? \(order)")
+            for id in shown {
+                for t in tree(id) where byPacket[t] == nil {
+                    byPacket[t] = try Row.fetchAll(ofPacket, arguments: [t]).map(Finding.init)
+                }
+            }
 
             var fates: [(String, Int)] = []
             for row in try Row.fetchAll(db, sql: "SELECT p.fate, count(*) AS n FROM pkt p WHERE \(cond) GROUP BY p.fate ORDER BY n DESC, p.fate",
                                         arguments: StatementArguments(args)) {
                 fates.append((row["fate"], row["n"]))
             }
-            let inScope = all.filter { $0.packetID.map(selectedSet.contains) ?? true }
-            var codes: [String: (level: String, count: Int, severity: Int)] = [:]
-            for f in inScope {
-                let c = codes[f.code]
-                codes[f.code] = (c.map { $0.severity >= f.severity ? $0.level : f.level } ?? f.level, (c?.count ?? 0) + 1,
-                                 max(c?.severity ?? 0, f.severity))
+            // per code: the level of its worst finding and the count, worst and most frequent first
+            let scope = "(f.packet_id IS NULL OR f.packet_id IN (SELECT p.id FROM pkt p WHERE \(cond)))"
+            var codeList: [(key: String, value: (level: String, count: Int, severity: Int))] = []
+            for row in try Row.fetchAll(db, sql: """
+                SELECT f.code, max(f.severity) AS severity, count(*) AS n FROM finding f WHERE \(scope)
+                GROUP BY f.code ORDER BY severity DESC, n DESC, f.code
+                """, arguments: StatementArguments(args)) {
+                let severity: Int = row["severity"]
+                codeList.append((row["code"], (severity == 3 ? "ERROR" : severity == 2 ? "WARN" : "INFO", row["n"], severity)))
             }
-            let codeList = codes.sorted { ($0.value.severity, $0.value.count, $1.key) > ($1.value.severity, $1.value.count, $0.key) }
+            var levelCounts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT f.level, count(*) AS n FROM finding f WHERE \(scope) GROUP BY f.level",
+                                        arguments: StatementArguments(args)) {
+                levelCounts[row["level"]] = row["n"]
+            }
 
             if options.json {
                 var packets: [JSON] = []
@@ -134,9 +148,7 @@ extension Diagnosis {
             out += "summary: \(selected.count) packet\(selected.count == 1 ? "" : "s")"
             out += options.quiet ? ", \(shown.count) shown with a WARN or ERROR\n" : "\n"
             out += "  fates: " + (fates.isEmpty ? "none" : fates.map { "\($0.0) \($0.1)" }.joined(separator: ", ")) + "\n"
-            let errorsCount = inScope.filter { $0.level == "ERROR" }.count
-            let warnCount = inScope.filter { $0.level == "WARN" }.count
-            out += "  findings: \(errorsCount) ERROR, \(warnCount) WARN, \(inScope.count - errorsCount - warnCount) INFO\n"
+            out += "  findings: \(levelCounts["ERROR"] ?? 0) ERROR, \(levelCounts["WARN"] ?? 0) WARN, \(levelCounts["INFO"] ?? 0) INFO\n"
             if !codeList.isEmpty {
                 out += Analysis.align(codeList.map { [$0.value.level, $0.key, "\($0.value.count)"] }, indent: "    ")
             }
