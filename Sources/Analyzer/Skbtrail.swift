@@ -152,7 +152,11 @@ struct Sql: ParsableCommand {
             let analysis = try bundle.open()
             // Findings are computed on first use: running every rule costs seconds on a large bundle.
             if sql.range(of: "finding", options: .caseInsensitive) != nil { try analysis.ensureFindings() }
-            return try analysis.sqlReport(sql, format: out)
+            // rows go out as they come: a query over every event needs no memory of its own
+            let sink = TextSink.standardOutput()
+            defer { sink.flush() }
+            try analysis.sqlReport(sql, format: out, to: sink)
+            return ""
         }
     }
 }

@@ -85,34 +85,53 @@ public indirect enum JSON: Equatable {
 public enum TextLayout {
     /// Columns padded to their widest cell, two spaces apart; `right` columns are right-aligned.
     public static func table(_ header: [String], _ rows: [[String]], right: Set<Int> = []) -> String {
+        let widths = tableWidths(header, rows)
+        var out = ""
+        for cells in [header] + rows { tableLine(cells, widths: widths, right: right, into: &out) }
+        return out
+    }
+
+    /// The width of each column: its widest cell.
+    public static func tableWidths(_ header: [String], _ rows: [[String]]) -> [Int] {
         var widths = header.map(\.count)
         for row in rows {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
         }
-        func line(_ cells: [String]) -> String {
-            var parts: [String] = []
-            for (i, cell) in cells.enumerated() {
-                let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))
-                if i == cells.count - 1 && !right.contains(i) {
-                    parts.append(cell)
-                } else {
-                    parts.append(right.contains(i) ? pad + cell : cell + pad)
-                }
+        return widths
+    }
+
+    /// One line of a table, padded to `widths` (a longer cell pushes the rest of its line right).
+    public static func tableLine(_ cells: [String], widths: [Int], right: Set<Int> = [], into out: inout String) {
+        for (i, cell) in cells.enumerated() {
+            if i > 0 { out += "  " }
+            let pad = String(repeating: " ", count: max(0, (i < widths.count ? widths[i] : 0) - cell.count))
+            if i == cells.count - 1 && !right.contains(i) {
+                out += cell
+            } else {
+                out += right.contains(i) ? pad + cell : cell + pad
             }
-            return parts.joined(separator: "  ")
         }
-        return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
+        out += "\n"
     }
 
     /// RFC 4180 CSV.
     public static func csv(_ header: [String], _ rows: [[String]]) -> String {
-        func cell(_ s: String) -> String {
-            if s.contains(",") || s.contains("\"") || s.contains("\n") || s.contains("\r") {
-                return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        var out = ""
+        for cells in [header] + rows { csvLine(cells, into: &out) }
+        return out
+    }
+
+    /// One CSV line, CRLF-terminated; a cell with a comma, quote or line break is quoted.
+    public static func csvLine(_ cells: [String], into out: inout String) {
+        for (i, s) in cells.enumerated() {
+            if i > 0 { out += "," }
+            if s.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) {
+                out += "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            } else {
+                out += s
             }
-            return s
         }
-        return ([header] + rows).map { $0.map(cell).joined(separator: ",") }.joined(separator: "\r\n") + "\r\n"
+        out += "\r\n"
     }
 
     /// 1536 -> "1.5 KiB".
@@ -151,5 +170,38 @@ public enum TextLayout {
         case .string(let s): return s
         case .blob(let d): return "x'" + d.map { String(format: "%02x", $0) }.joined() + "'"
         }
+    }
+}
+
+/// Output written in pieces as it is produced, so a long result needs no memory of its own.
+public final class TextSink {
+    private var buffer = ""
+    private let write: (String) -> Void
+
+    /// `write` receives pieces of about 64 KiB, and the rest at `flush()`.
+    public init(_ write: @escaping (String) -> Void) {
+        self.write = write
+    }
+
+    /// Standard output.
+    public static func standardOutput() -> TextSink {
+        TextSink { FileHandle.standardOutput.write(Data($0.utf8)) }
+    }
+
+    public func append(_ text: String) {
+        buffer += text
+        if buffer.utf8.count >= 1 << 16 { flush() }
+    }
+
+    /// Lets the sink write directly into its buffer (then checks whether to pass it on).
+    public func append(_ body: (inout String) -> Void) {
+        body(&buffer)
+        if buffer.utf8.count >= 1 << 16 { flush() }
+    }
+
+    public func flush() {
+        guard !buffer.isEmpty else { return }
+        write(buffer)
+        buffer = ""
     }
 }

@@ -118,4 +118,34 @@ import Testing
         }
         #expect(try a.sqlReport("SELECT count(*) AS n FROM packet", format: .csv).hasPrefix("n\r\n"))
     }
+
+    @Test func sqlStreamsLongResults() throws {
+        let a = try Fixture(name: "netfilter-drop").open()
+        let rows = Analysis.tableLayoutRows + 5
+        // the rows after the first tableLayoutRows are wider: they keep the layout and push right
+        let query = """
+            WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT \(rows))
+            SELECT x, CASE WHEN x > \(Analysis.tableLayoutRows) THEN 'a-much-wider-cell' ELSE 'b' END AS y, x AS z FROM c
+            """
+        for format in [OutputFormat.csv, .json, .table] {
+            var pieces: [String] = []
+            let sink = TextSink { pieces.append($0) }
+            try a.sqlReport(query, format: format, to: sink)
+            sink.flush()
+            #expect(pieces.count > 1, "\(format): the output came in one piece")
+            let text = pieces.joined()
+            #expect(text == (try a.sqlReport(query, format: format)))
+            switch format {
+            case .csv:
+                #expect(text.components(separatedBy: "\r\n").count == rows + 2)
+            case .json:
+                #expect(text.hasPrefix("[{\"x\":1,\"y\":\"b\",\"z\":1},") && text.hasSuffix("}]\n"))
+            default:
+                let lines = text.split(separator: "\n")
+                #expect(lines.count == rows + 1)
+                #expect(lines[1] == "1      b  1", "\(lines[1])")
+                #expect(lines.last == "\(rows)  a-much-wider-cell  \(rows)")
+            }
+        }
+    }
 }
