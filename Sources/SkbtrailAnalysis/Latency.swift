@@ -56,7 +56,40 @@ extension Analysis {
             let list = known.sorted().joined(separator: ", ")
             throw AnalysisError.message("no step at probe '\(name)' in this recording. Probes with events: \(list).")
         }
-        var packets: [LatencyPacket] = []
+        // Packets stream through: each is measured when its last step has been read, and kept only
+        // while it is to be listed. What stays is a span per packet and a duration per hop.
+        var packetCount = 0
+        var spans: [Int64] = []
+        var without = 0
+        var slowCount = 0
+        var listed: [LatencyPacket] = []
+        var hopTimes: [String: (from: String, to: String, values: [Int64])] = [:]
+        func take(_ packet: LatencyPacket) {
+            var p = packet
+            packetCount += 1
+            if let from = options.from, let to = options.to {
+                guard let f = p.steps.firstIndex(where: { Analysis.probeMatches($0.probe, from) }),
+                      let t = p.steps[(f + 1)...].firstIndex(where: { Analysis.probeMatches($0.probe, to) }) else {
+                    without += 1
+                    return
+                }
+                p.spanFrom = f; p.spanTo = t
+                p.span = p.steps[t].ts - p.steps[f].ts
+            } else {
+                p.spanFrom = 0; p.spanTo = p.steps.count - 1
+                p.span = p.lifetime
+            }
+            spans.append(p.span)
+            if p.spanTo > p.spanFrom {
+                for i in (p.spanFrom + 1)...p.spanTo {
+                    let a = p.steps[i - 1].probe, b = p.steps[i].probe
+                    hopTimes[a + "\u{0}" + b, default: (a, b, [])].values.append(p.steps[i].ts - p.steps[i - 1].ts)
+                }
+            }
+            guard options.minNs.map({ p.span >= $0 }) ?? true else { return }
+            slowCount += 1
+            if !options.summaryOnly && (options.limit == 0 || listed.count < options.limit) { listed.append(p) }
+        }
         try db.read { db in
             let cursor = try Row.fetchCursor(db, sql: """
                 SELECT p.id, coalesce(p.tuple, '') AS tuple, p.fate, e.step, e.ts, e.probe_name, i.name AS ifname, n.name AS netns_name
@@ -65,45 +98,33 @@ extension Analysis {
                 LEFT JOIN bundle_netns n ON n.inode = e.netns
                 WHERE \(cond) ORDER BY p.id, e.step
                 """, arguments: StatementArguments(args))
+            var current: LatencyPacket?
             while let row = try cursor.next() {
                 let id: Int64 = row["id"]
-                if packets.last?.id != id { packets.append(LatencyPacket(id: id, tuple: row["tuple"], fate: row["fate"])) }
-                packets[packets.count - 1].steps.append(LatencyStep(step: row["step"], ts: row["ts"], probe: row["probe_name"],
-                                                                    ifname: row["ifname"], netns: row["netns_name"]))
-            }
-        }
-        // the measured span of each packet
-        var measured: [LatencyPacket] = []
-        var without = 0
-        for var p in packets {
-            if let from = options.from, let to = options.to {
-                guard let f = p.steps.firstIndex(where: { Analysis.probeMatches($0.probe, from) }),
-                      let t = p.steps[(f + 1)...].firstIndex(where: { Analysis.probeMatches($0.probe, to) }) else {
-                    without += 1
-                    continue
+                if current?.id != id {
+                    if let c = current { take(c) }
+                    current = LatencyPacket(id: id, tuple: row["tuple"], fate: row["fate"])
                 }
-                p.spanFrom = f; p.spanTo = t
-                p.span = p.steps[t].ts - p.steps[f].ts
-            } else {
-                p.spanFrom = 0; p.spanTo = p.steps.count - 1
-                p.span = p.lifetime
+                current?.steps.append(LatencyStep(step: row["step"], ts: row["ts"], probe: row["probe_name"],
+                                                  ifname: row["ifname"], netns: row["netns_name"]))
             }
-            measured.append(p)
+            if let c = current { take(c) }
         }
-        let spans = measured.map(\.span)
         let stats = DurationStats(spans)
         let histogram = Log2Histogram(spans)
-        let slow = measured.filter { p in options.minNs.map { p.span >= $0 } ?? true }
-        let listed = options.summaryOnly ? [] : (options.limit > 0 ? Array(slow.prefix(options.limit)) : slow)
-        let hops = Analysis.hopTable(measured)
+        var hops: [Hop] = hopTimes.values.map { h -> Hop in
+            Hop(from: h.from, to: h.to, stats: DurationStats(h.values), total: h.values.reduce(0, +))
+        }
+        hops.sort { a, b in a.total != b.total ? a.total > b.total : a.from + a.to < b.from + b.to }
+        hopTimes = [:]
         let what = options.from.map { "\($0) -> \(options.to ?? "")" } ?? "lifetime (first to last step)"
 
         if options.json {
             var pairs: [(String, JSON)] = [
                 ("from", .opt(options.from)), ("to", .opt(options.to)), ("measure", .string(what)),
-                ("packets", .int(Int64(packets.count))), ("measured", .int(Int64(measured.count))),
+                ("packets", .int(Int64(packetCount))), ("measured", .int(Int64(spans.count))),
                 ("without_steps", .int(Int64(without))), ("min_ns", .opt(options.minNs)),
-                ("slow", .int(Int64(slow.count))),
+                ("slow", .int(Int64(slowCount))),
                 ("stats", stats.json), ("histogram", histogram.json),
                 ("hops", .array(hops.map { h in
                     .object([("from", .string(h.from)), ("to", .string(h.to)), ("stats", h.stats.json)])
@@ -141,12 +162,12 @@ extension Analysis {
             out += TextLayout.table(["  at", "hop", "step", "where"], rows, right: [0, 1])
             out += "\n"
         }
-        if slow.count > listed.count && !options.summaryOnly {
-            out += "(\(slow.count - listed.count) more packets: --limit 0 lists them all)\n\n"
+        if slowCount > listed.count && !options.summaryOnly {
+            out += "(\(slowCount - listed.count) more packets: --limit 0 lists them all)\n\n"
         }
-        out += "\(what): \(measured.count) of \(packets.count) packets"
+        out += "\(what): \(spans.count) of \(packetCount) packets"
         if without > 0 { out += " (\(without) lack the steps)" }
-        if let min = options.minNs { out += ", \(slow.count) at least \(Duration.text(min))" }
+        if let min = options.minNs { out += ", \(slowCount) at least \(Duration.text(min))" }
         out += "\n"
         if stats.count > 0 {
             out += "  " + stats.text + "\n"
@@ -168,18 +189,5 @@ extension Analysis {
         var to: String
         var stats: DurationStats
         var total: Int64
-    }
-
-    /// Pairs of consecutive steps inside each packet's measured span, with their durations, slowest total first.
-    static func hopTable(_ packets: [LatencyPacket]) -> [Hop] {
-        var times: [String: (from: String, to: String, values: [Int64])] = [:]
-        for p in packets where p.spanTo > p.spanFrom {
-            for i in (p.spanFrom + 1)...p.spanTo {
-                let a = p.steps[i - 1].probe, b = p.steps[i].probe
-                times[a + "\u{0}" + b, default: (a, b, [])].values.append(p.steps[i].ts - p.steps[i - 1].ts)
-            }
-        }
-        return times.values.map { Hop(from: $0.from, to: $0.to, stats: DurationStats($0.values), total: $0.values.reduce(0, +)) }
-            .sorted { $0.total != $1.total ? $0.total > $1.total : $0.from + $0.to < $1.from + $1.to }
     }
 }
