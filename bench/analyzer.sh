@@ -12,6 +12,10 @@ bin=${2:-$here/.build/release}
 [ -x "$bin/skbtrail" ] || (cd "$here" && swift build -c release --product skbtrail >/dev/null)
 [ -x "$bin/skbtrail-record" ] || (cd "$here" && swift build -c release --product skbtrail-record >/dev/null)
 python3 -c 'import zstandard, numpy' 2>/dev/null || apt-get install -y -qq python3-zstandard python3-numpy >/dev/null
+for pair in iperf3:iperf3 sqlite3:sqlite3 bc:bc; do
+    command -v "${pair%%:*}" >/dev/null || apt-get install -y -qq "${pair#*:}" >/dev/null
+done
+[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
 
 work=$(mktemp -d /tmp/skbtrail-bench-an.XXXXXX)
 ns_a=stba-a-$$

@@ -30,9 +30,17 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root (it loads eBPF and makes namespaces)" >&2; exit 1; }
-for tool in iperf3 perf bpftrace sqlite3 python3; do
-    command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is missing: apt-get install iperf3 linux-perf bpftrace sqlite3 python3" >&2; exit 1; }
+# The tracers to compare and the load: installed from Debian's packages when missing.
+missing=()
+for pair in iperf3:iperf3 perf:linux-perf bpftrace:bpftrace sqlite3:sqlite3 python3:python3 bc:bc; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
+[ -x /usr/bin/time ] || missing+=(time)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench/run.sh: installing ${missing[*]}" >&2
+    { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; } >&2 ||
+        { echo "bench/run.sh: could not install ${missing[*]}: install them and run again" >&2; exit 1; }
+fi
 
 work=$(mktemp -d /tmp/skbtrail-bench.XXXXXX)
 ns_a=stb-a-$$
