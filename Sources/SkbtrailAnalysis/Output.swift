@@ -62,6 +62,12 @@ public indirect enum JSON: Equatable {
 
     static func quote(_ s: String, into out: inout String) {
         out += "\""
+        // most strings need no escape: appended whole
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            out += s
+            out += "\""
+            return
+        }
         for u in s.unicodeScalars {
             switch u {
             case "\"": out += "\\\""
