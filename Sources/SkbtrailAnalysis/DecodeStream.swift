@@ -79,19 +79,24 @@ final class DecodeStream {
         if e.skb != 0 {
             let probe = Int(e.probe)
             let p: Decoder.Packet
-            if let q = open[e.skb], !Decoder.startsNewLife(e, after: q) {
+            let current = open[e.skb]
+            var isOpen = true  // p is the address's open packet
+            if let q = current, !Decoder.startsNewLife(e, after: q) {
                 p = q
-            } else if open[e.skb] == nil, probe == DecodeStream.pXmit, let q = lastClosed[e.skb] {
+            } else if current == nil, probe == DecodeStream.pXmit, let q = lastClosed[e.skb] {
                 // net_dev_xmit fires after the driver took the skb; it may have been freed already
                 p = q
+                isOpen = false
             } else {
-                if let q = open[e.skb] {
+                if let q = current {
                     // nothing can join it any more: the address now names the new packet
                     q.superseded = true
                     try timedFinalize(q)
                 }
                 packetCount += 1
                 p = Decoder.Packet(id: packetCount, skb: e.skb)
+                p.events.reserveCapacity(8)
+                p.ids.reserveCapacity(8)
                 summaries.append(Decoder.CloneSummary())
                 open[e.skb] = p
             }
@@ -100,7 +105,7 @@ final class DecodeStream {
             heldEvents += 1
             if e.head != 0 { p.head = e.head }
             p.lastProbe = probe
-            if probe == DecodeStream.pKfree || probe == DecodeStream.pConsume, open[e.skb] === p {
+            if isOpen, probe == DecodeStream.pKfree || probe == DecodeStream.pConsume {
                 open[e.skb] = nil
                 lastClosed[e.skb] = p
                 p.freeIndex = p.events.count - 1

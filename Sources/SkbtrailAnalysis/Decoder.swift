@@ -325,11 +325,15 @@ public struct Decoder {
         let last = p.lastProbe
         switch probe {
         case 1, 2, 3:
-            let fromTransmit: Set<Int> = [1, 2, 3, 4, 5, 6, 50, 51, 52]
-            return !fromTransmit.contains(last)
+            switch last {  // the probes a receive can follow: a transmit, the queue or XDP
+            case 1, 2, 3, 4, 5, 6, 50, 51, 52: return false
+            default: return true
+            }
         default:
-            let fromQueue: Set<Int> = [4, 5, 6, 50, 51]
-            return outputEntry && !fromQueue.contains(last)
+            switch last {  // the probes local output can follow: the device queue (a tunnel's outer packet)
+            case 4, 5, 6, 50, 51: return false
+            default: return outputEntry
+            }
         }
     }
 

@@ -30,15 +30,15 @@ extension Decoder {
     func outcome(of packet: Packet, names: Names, lostTotal: Int64, lostCPUs: [Int]) -> Outcome {
         var out = Outcome()
         var stage = Stage.none
-        var netns = Set<UInt32>()
+        var netns: [UInt32] = []  // a packet crosses a few at most
         for (i, e) in packet.events.enumerated() {
             let probe = Int(e.ev.probe)
             if e.ev.netns != 0 {
-                netns.insert(e.ev.netns)
+                if !netns.contains(e.ev.netns) { netns.append(e.ev.netns) }
                 out.endNetns = e.ev.netns
                 out.endIfindex = e.ev.ifindex
             }
-            if out.tupleHdr == nil && headers[e].l3 != .none { out.tupleHdr = headers[e] }
+            if out.tupleHdr == nil && e.hdr.value.l3 != .none { out.tupleHdr = e.hdr.value }
             if i == packet.freeIndex { break }
             switch probe {
             case 1, 2, 3:
@@ -113,14 +113,17 @@ extension Decoder {
     /// Tuple changes between consecutive events of one packet: DNAT (destination), SNAT (source).
     func natRewrites(of packet: Packet) -> [NatRow] {
         var rows: [NatRow] = []
-        var prev: PacketHeaders?
+        var prevBox: HeaderBox?
         let id = packet.id
         for (i, e) in packet.events.enumerated() {
             let r = packet.ids[i]
-            let h = headers[e]
-            guard h.l3 == .ipv4 || h.l3 == .ipv6, !h.fragment else { continue }
-            defer { prev = h }
-            guard let p = prev, p.l3 == h.l3, p.l4 == h.l4 else { continue }
+            let box = e.hdr
+            guard box.value.l3 == .ipv4 || box.value.l3 == .ipv6, !box.value.fragment else { continue }
+            defer { prevBox = box }
+            // the same bytes (most consecutive records): nothing was rewritten
+            guard let pb = prevBox, pb !== box else { continue }
+            let p = pb.value, h = box.value
+            guard p.l3 == h.l3, p.l4 == h.l4 else { continue }
             let before = p.natKey, after = h.natKey
             if before == after { continue }
             var family: String?, hook: String?, table: String?, ctOrig: String?, ctReply: String?
