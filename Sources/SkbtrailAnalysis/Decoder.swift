@@ -13,7 +13,7 @@ import SkbtrailEvents
 /// for the clone inference at the end, not the recording.
 public struct Decoder {
     /// Bumped whenever decoding changes what lands in the analysis database (it invalidates caches).
-    public static let version = 5
+    public static let version = 6
 
     /// Counts of one decode.
     public struct Stats: Sendable {
