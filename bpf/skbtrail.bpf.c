@@ -172,27 +172,35 @@ static __always_inline void count_lost(void)
  * Entered at the start of every program, left at its end: claims the next nesting level of this CPU.
  * An interrupting program runs to completion before the interrupted one goes on, so levels are freed in
  * the order they were taken. Deeper than ST_NEST_MAX (NMI over hardirq over softirq over task): lost.
+ * Returns the CPU plus one (0: no level), for nest_leave.
  */
-static __always_inline bool nest_enter(void)
+static __always_inline __u32 nest_enter(void)
 {
 	__u32 zero = 0;
+	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 *depth = bpf_map_lookup_elem(&nest_map, &zero);
 	if (!depth)
-		return false;
+		return 0;
 	if (*depth >= ST_NEST_MAX) {
 		count_lost();
-		return false;
+		return 0;
 	}
-	*depth += 1;
-	return true;
+	__sync_fetch_and_add(depth, 1);
+	return cpu + 1;
 }
 
-static __always_inline void nest_leave(void)
+/*
+ * Frees the level on the CPU that gave it. A netfilter program on the local output path runs in process
+ * context, which a fully preemptible kernel may preempt and move to another CPU: freeing the level there
+ * would leave this CPU a level short for the rest of the recording. Atomic, as the other CPU may be
+ * taking or freeing a level at that moment.
+ */
+static __always_inline void nest_leave(__u32 cpu_plus_one)
 {
 	__u32 zero = 0;
-	__u32 *depth = bpf_map_lookup_elem(&nest_map, &zero);
+	__u32 *depth = bpf_map_lookup_percpu_elem(&nest_map, &zero, cpu_plus_one - 1);
 	if (depth && *depth > 0)
-		*depth -= 1;
+		__sync_fetch_and_add(depth, -1);
 }
 
 static __always_inline __u32 dev_netns(const bool btf, const struct net_device *dev)
@@ -356,12 +364,14 @@ static __always_inline struct scratch *begin(__u16 probe, bool with_task)
  * skb->dev, or NULL when the word holds something else: it shares it with dev_scratch, which UDP fills
  * for datagrams in a socket queue (length and flags, its top byte a flag). Read through, that is a
  * non-canonical address: no data, and a general protection fault with an exception-table search on
- * every datagram consumed (5% of a UDP flood's CPU). Kernel pointers have their top byte all ones.
+ * every datagram consumed (5% of a UDP flood's CPU). Kernel pointers are in the upper half (top byte
+ * 0xff, or a tag of 0xf0 and up on arm64), UDP's scratch word never (its top byte is a bool).
  */
 static __always_inline const struct net_device *skb_dev(const bool btf, const struct sk_buff *skb)
 {
 	const struct net_device *dev = R(btf, skb, dev);
-	return ((__u64)dev >> 56) == 0xff ? dev : NULL;
+	/* a compare, not a shift: the verifier allows no arithmetic on a typed pointer */
+	return (__u64)dev >= 0x8000000000000000ULL ? dev : NULL;
 }
 
 static __always_inline void fill_skb(const bool btf, struct scratch *s, const struct sk_buff *skb, bool rx_path)
@@ -563,12 +573,13 @@ static __always_inline void fill_sock(const bool btf, struct st_args_sock *a, co
  * raw_tp, where every read goes through bpf_probe_read_kernel. The compiler drops the other branch.
  */
 /* Runs `call` at the next nesting level of this CPU (see nest_enter). */
-#define ST_NESTED(call)            \
-	do {                       \
-		if (nest_enter()) { \
-			call;      \
-			nest_leave(); \
-		}                  \
+#define ST_NESTED(call)                         \
+	do {                                    \
+		__u32 nest_cpu = nest_enter();  \
+		if (nest_cpu) {                 \
+			call;                   \
+			nest_leave(nest_cpu);   \
+		}                               \
 	} while (0)
 
 #define ST_TRACEPOINT(tp, handler)                                                                 \

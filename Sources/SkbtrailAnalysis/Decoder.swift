@@ -245,7 +245,7 @@ public struct Decoder {
                     times.add(&times.walk, since: &t)
                     // Later chunks hold records reserved later; one older than this chunk's oldest
                     // would have waited in the kernel for the whole chunk (counted as reordered).
-                    try release(before: minTs)
+                    if minTs != .max { try release(before: minTs) }  // a chunk without events moves nothing
                     progress?.update("decoding", done: stream.released, total: total)
                     t = times.now()
                 }
@@ -272,7 +272,8 @@ public struct Decoder {
             let meta: [(String, String)] = [
                 ("decoder_version", String(Decoder.version)), ("bundle_path", reader.path),
                 ("events", String(stats.events)), ("unknown_records", String(stats.unknownRecords)),
-                ("reordered_events", String(stats.reordered)), ("packets", String(stats.packets)), ("complete", "1"),
+                ("reordered_events", String(stats.reordered)), ("unresolved_bytes", String(walker.unresolvedBytes)),
+                ("packets", String(stats.packets)), ("complete", "1"),
             ]
             for (k, v) in meta { try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES (?, ?)", arguments: [k, v]) }
         }

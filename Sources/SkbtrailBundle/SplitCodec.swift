@@ -64,7 +64,7 @@ public enum SplitCodec {
             (Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
              Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self))))
         }
-        guard fixed >= 4, 8 + n * fixed <= count else {
+        guard fixed >= 4, n <= count, fixed <= count, 8 + n * fixed <= count else {
             throw BundleError.corruptChunk("split payload says \(n) records of \(fixed) bytes in \(count) bytes")
         }
         let rawSize = count - 8
