@@ -50,6 +50,9 @@ public final class Analysis {
                 temporary = directory
             }
         }
+        // a temporary directory goes with a failed open (deinit does not run for an init that throws)
+        var opened = false
+        defer { if !opened, let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
         let path = (directory as NSString).appendingPathComponent("\(key.name).skba")
         var stats: Decoder.Stats?
         if !Analysis.isValidCache(path: path, key: key.full) {
@@ -73,6 +76,7 @@ public final class Analysis {
         decodeStats = stats
         temporaryDirectory = temporary
         db = try Analysis.openReadOnly(path)
+        opened = true
     }
 
     /// Fills the `finding` view with the built-in rules' findings, unless it holds them already (once

@@ -45,6 +45,9 @@ public final class Diagnosis {
         }
         temporaryDirectory = temporary
         db = queue
+        // the copy goes with a failed run (deinit does not run for an init that throws)
+        var ran = false
+        defer { if !ran, let temporary { try? queue.close(); try? FileManager.default.removeItem(atPath: temporary) } }
         var runErrors: [RuleError] = []
         try queue.write { db in
             try db.execute(sql: "DROP TABLE IF EXISTS diag_probe_check")
@@ -82,6 +85,7 @@ public final class Diagnosis {
             try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('findings_key', ?)", arguments: [key])
         }
         errors = loadErrors + runErrors
+        ran = true
     }
 
     deinit {
