@@ -1052,11 +1052,5 @@ static __always_inline int nf_bracket(const bool btf, struct bpf_nf_ctx *ctx, __
 		return NF_ACCEPT;                                                                  \
 	}
 
-ST_NF_PROGRAM(0, -1000)
-ST_NF_PROGRAM(1, -250)
-ST_NF_PROGRAM(2, -175)
-ST_NF_PROGRAM(3, -125)
-ST_NF_PROGRAM(4, -50)
-ST_NF_PROGRAM(5, 25)
-ST_NF_PROGRAM(6, 75)
-ST_NF_PROGRAM(7, 150)
+#define ST_NF_PROGRAM_ROW(i, prio, table) ST_NF_PROGRAM(i, prio)
+ST_NF_BRACKET_TABLE(ST_NF_PROGRAM_ROW)

@@ -18,14 +18,15 @@ struct EmbedPlugin: BuildToolPlugin {
             }
             return found.sorted { $0.path < $1.path }
         }
-        func embedText(_ dir: String, _ enumName: String) -> Command {
-            let base = root.appendingPathComponent(dir)
-            let inputs = files(under: base, suffix: ".sql")
+        /// Embeds the .sql files of `dirs` (under `base`), keyed by their path relative to `base`.
+        func embedText(_ base: String, _ dirs: [String], _ enumName: String) -> Command {
+            let baseURL = root.appendingPathComponent(base)
+            let inputs = dirs.flatMap { files(under: $0.isEmpty ? baseURL : baseURL.appendingPathComponent($0), suffix: ".sql") }
             let output = work.appendingPathComponent("\(enumName).swift")
             return .buildCommand(
-                displayName: "Embedding \(dir)/ into \(enumName)",
+                displayName: "Embedding \(([base] + dirs.filter { !$0.isEmpty }).joined(separator: "/")) into \(enumName)",
                 executable: embed,
-                arguments: ["text", output.path, enumName, base.path] + inputs.map(\.path),
+                arguments: ["text", output.path, enumName, baseURL.path] + inputs.map(\.path),
                 inputFiles: inputs,
                 outputFiles: [output]
             )
@@ -33,9 +34,23 @@ struct EmbedPlugin: BuildToolPlugin {
 
         switch target.name {
         case "SkbtrailBundle":
-            return [embedText("schema", "EmbeddedSchema")]
+            return [embedText("schema", ["bundle"], "EmbeddedSchema")]
         case "SkbtrailAnalysis":
-            return [embedText("rules", "EmbeddedRules")]
+            // What a decode depends on: a change to any of it makes a new analysis cache key.
+            let decodeInputs = ["Sources/SkbtrailAnalysis", "Sources/SkbtrailBundle", "schema/analysis", "schema/findings", "bpf/include", "bpf/shim"]
+                .flatMap { dir in [".swift", ".sql", ".h", ".c"].flatMap { files(under: root.appendingPathComponent(dir), suffix: $0) } }
+            let hashOutput = work.appendingPathComponent("EmbeddedDecoderHash.swift")
+            return [
+                embedText("schema", ["analysis", "findings"], "EmbeddedAnalysisSchema"),
+                embedText("rules", [""], "EmbeddedRules"),
+                .buildCommand(
+                    displayName: "Hashing the decoder's sources and schema",
+                    executable: embed,
+                    arguments: ["hash", hashOutput.path, "EmbeddedDecoderHash", root.path] + decodeInputs.map(\.path),
+                    inputFiles: decodeInputs,
+                    outputFiles: [hashOutput]
+                ),
+            ]
         case "Recorder":
             let bpf = root.appendingPathComponent("bpf")
             let source = bpf.appendingPathComponent("skbtrail.bpf.c")

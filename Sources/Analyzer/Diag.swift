@@ -20,14 +20,14 @@ struct Diag: ParsableCommand {
     @Option(help: "Output format: text, or json (one document).") var format: TextOrJSON = .text
 
     func run() throws {
-        try reporting {
+        try streaming { sink in
             let analysis = try bundle.open()
-            let diagnosis = try Diagnosis(analysis, userDirectory: rules)
+            let diagnosis = try analysis.diagnose(userRules: rules)
             for e in diagnosis.errors where format == .json {
                 FileHandle.standardError.write(Data("rule error: \(e.description)\n".utf8))
             }
-            return try diagnosis.report(analysis, filter: filters.filter,
-                                        options: DiagOptions(quiet: quiet, json: format == .json, date: date))
+            try analysis.diagReport(diagnosis, filter: filters.filter,
+                                    options: DiagOptions(quiet: quiet, json: format == .json, date: date), to: sink)
         }
     }
 }
@@ -44,7 +44,7 @@ struct Rules: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let analysis = try file.map { try Analysis(bundlePath: $0, cache: noCache ? .none : .auto) }
+            let analysis = try file.map { try AnalysisDatabase(bundlePath: $0, cache: noCache ? .none : .auto) }
             return try Diagnosis.rulesReport(userDirectory: rules, analysis: analysis, json: format == .json)
         }
     }

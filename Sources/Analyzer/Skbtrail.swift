@@ -23,19 +23,28 @@ struct BundleOptions: ParsableArguments {
     var noCache = false
 
     /// Opens the bundle and its analysis, with a progress bar on stderr when decoding takes a while.
-    func open() throws -> Analysis {
-        try Analysis(bundlePath: file, cache: noCache ? .none : .auto)
+    func open() throws -> AnalysisDatabase {
+        try AnalysisDatabase(bundlePath: file, cache: noCache ? .none : .auto)
     }
 }
 
 /// Runs `body` and turns an error into `error: <sentence>` on stderr and exit status 1.
 func reporting(_ body: () throws -> String) throws {
+    try streaming { $0.append(try body()) }
+}
+
+/// Runs `body`, which writes to standard output as it goes, and turns an error into `error: <sentence>`
+/// on stderr and exit status 1 (after what was written before it).
+func streaming(_ body: (TextSink) throws -> Void) throws {
+    let sink = TextSink.standardOutput()
     do {
-        let text = try body()
-        FileHandle.standardOutput.write(Data(text.utf8))
+        try body(sink)
+        sink.flush()
     } catch let error as ValidationError {
+        sink.flush()
         throw error
     } catch {
+        sink.flush()
         FileHandle.standardError.write(Data("error: \(AnalysisError.describe(error))\n".utf8))
         throw ExitCode.failure
     }
@@ -106,9 +115,9 @@ struct Paths: ParsableCommand {
     @Option(help: "Output format: text, or json (one object per packet, one per line).") var format: TextOrJSON = .text
 
     func run() throws {
-        try reporting {
+        try streaming { sink in
             try bundle.open().pathsReport(filter: filters.filter,
-                                          options: PathsOptions(json: format == .json, date: date, detail: detail))
+                                          options: PathsOptions(json: format == .json, date: date, detail: detail), to: sink)
         }
     }
 }
@@ -148,15 +157,14 @@ struct Sql: ParsableCommand {
             throw ValidationError("no query: give one after the bundle, or on stdin.")
         }
         let out: OutputFormat = format == .csv ? .csv : format == .json ? .json : .table
-        try reporting {
+        try streaming { sink in
             let analysis = try bundle.open()
             // Findings are computed on first use: running every rule costs seconds on a large bundle.
-            if sql.range(of: "finding", options: .caseInsensitive) != nil { try analysis.ensureFindings() }
+            if sql.range(of: #"\b(finding|rule)\b"#, options: [.regularExpression, .caseInsensitive]) != nil {
+                try analysis.diagnose()
+            }
             // rows go out as they come: a query over every event needs no memory of its own
-            let sink = TextSink.standardOutput()
-            defer { sink.flush() }
             try analysis.sqlReport(sql, format: out, to: sink)
-            return ""
         }
     }
 }

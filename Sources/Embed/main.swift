@@ -3,6 +3,9 @@
 //   Embed text OUTPUT ENUM ROOT FILE...   -> enum ENUM { static let files: [String: String] }
 //                                            keyed by each FILE's path relative to ROOT
 //   Embed binary OUTPUT ENUM FILE         -> enum ENUM { static let base64: String }
+//   Embed hash OUTPUT ENUM ROOT FILE...   -> enum ENUM { static let value: String }, a hash of every
+//                                            FILE's path relative to ROOT and its bytes (the cache key
+//                                            of what the analyzer decodes: its sources and schema)
 import Foundation
 
 func fail(_ message: String) -> Never {
@@ -35,6 +38,16 @@ case "binary":
         fail("cannot read \(args.count == 5 ? args[4] : "the input file")")
     }
     out += "enum \(name) {\n    static let base64 = \"\(data.base64EncodedString())\"\n}\n"
+case "hash":
+    guard args.count >= 5 else { fail("hash needs ROOT") }
+    let root = URL(fileURLWithPath: args[4]).standardizedFileURL.path
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+    for file in args.dropFirst(5).sorted() {
+        guard let data = FileManager.default.contents(atPath: file) else { fail("cannot read \(file)") }
+        let key = URL(fileURLWithPath: file).standardizedFileURL.path.replacingOccurrences(of: root + "/", with: "")
+        for b in Array(key.utf8) + [0] + Array(data) + [0] { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    }
+    out += "enum \(name) {\n    static let value = \"\(String(h, radix: 16))\"\n}\n"
 default:
     fail("unknown mode \(mode)")
 }

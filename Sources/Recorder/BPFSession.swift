@@ -67,7 +67,7 @@ final class BPFSession {
         self.object = try Self.openObject(objectBytes, config: config, ringBytes: ringBytes)
 
         // Choose programs: one flavour per wanted tracepoint, netfilter where the kernel has it.
-        var plan: [String: (probe: TracepointProbe, kind: String)] = [:]
+        var plan: [String: (probe: ProbeInfo, kind: String)] = [:]
         var notAttempted: [ProbeRow] = []
         for tp in tracepointProbes {
             let chosen: String?
@@ -102,7 +102,7 @@ final class BPFSession {
             if rejected[name] != nil { bpf_program__set_autoload(prog, false) }
         }
         if netfilterWanted && nfTypes == nil {
-            notAttempted.append(ProbeRow(probe: Int(ST_P_NF_BRACKET.rawValue), name: "netfilter", tier: 2, kind: "netfilter",
+            notAttempted.append(ProbeRow(probe: NetfilterBrackets.probeID(0), name: "netfilter", tier: 2, kind: "netfilter",
                                          target: "all hooks", attached: false,
                                          error: "this kernel has no netfilter BPF links (BPF_PROG_TYPE_NETFILTER needs Linux 6.4+); drops in netfilter are attributed from kfree_skb alone"))
         }
@@ -248,12 +248,12 @@ final class BPFSession {
         if target < 0 || skbtrail_enter_netns(target) != 0 {
             enterError = "cannot enter network namespace \(netns.name ?? String(netns.inode)): \(String(cString: strerror(errno)))"
         }
-        for (index, priority) in BundleFormat.nfBracketPriorities.enumerated() {
+        for (index, priority) in NetfilterBrackets.priorities.enumerated() {
             let prog = bpf_object__find_program_by_name(object, "nf_bracket_\(index)")
             let fd = prog.map { bpf_program__fd($0) } ?? -1
             for family in nfFamilies {
                 for (hook, hookName) in nfHookNames.enumerated() {
-                    var row = ProbeRow(probe: Int(ST_P_NF_BRACKET.rawValue) + index,
+                    var row = ProbeRow(probe: NetfilterBrackets.probeID(index),
                                        name: "nf:\(family.name):\(hookName):\(priority)", tier: 2, kind: "netfilter",
                                        target: "\(family.name) \(hookName)", family: Int(family.pf), hook: hook,
                                        priority: Int(priority), netns: Int64(netns.inode), attached: false)

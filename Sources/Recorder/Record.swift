@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 
+import SkbtrailBundle
 #if os(Linux)
 import CLibbpf
 import Glibc
-import SkbtrailBundle
 import SkbtrailEvents
 #endif
 
@@ -47,7 +47,7 @@ struct Record: ParsableCommand {
     @OptionGroup(title: "Limits")
     var limits: LimitOptions
 
-    @Option(help: ArgumentHelp("Probe groups or tracepoints to attach, comma-separated (default: all). Groups: net, skb, tcp, sock, udp, icmp, fib, neigh, qdisc, xdp, netfilter.", valueName: "LIST"))
+    @Option(help: ArgumentHelp("Probe groups or tracepoints to attach, comma-separated (default: all). Groups: \(ProbeTable.groups.joined(separator: ", ")).", valueName: "LIST"))
     var probes: String?
 
     @Option(help: ArgumentHelp("Probe groups or tracepoints not to attach, comma-separated.", valueName: "LIST"))
@@ -86,8 +86,7 @@ struct Record: ParsableCommand {
             throw ValidationError("--ring-size \(ringSize): give a power of two between 1 and 1024 MiB")
         }
         guard (16...65536).contains(chunkSize) else { throw ValidationError("--chunk-size \(chunkSize): give 16 to 65536 KiB") }
-        let known = Set(["net", "skb", "tcp", "sock", "udp", "icmp", "fib", "neigh", "qdisc", "xdp", "netfilter"])
-            .union(recorderProbeNames)
+        let known = probeSelectors
         for list in [probes, excludeProbes].compactMap({ $0 }) {
             for name in list.split(separator: ",").map(String.init) where !known.contains(name) {
                 throw ValidationError("--probes/--exclude-probes: unknown probe or group '\(name)'. Known: \(known.sorted().joined(separator: ", "))")
@@ -169,8 +168,3 @@ struct LimitOptions: ParsableArguments {
     }
 }
 
-#if os(Linux)
-let recorderProbeNames = Set(tracepointProbes.map(\.name))
-#else
-let recorderProbeNames = Set<String>()
-#endif

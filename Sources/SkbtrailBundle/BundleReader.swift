@@ -133,6 +133,40 @@ public final class BundleReader {
         }
     }
 
+    /// The metadata tables a content hash covers, besides `recording` and `chunk`.
+    static let metadataTables = ["probe", "drop_reason", "rst_reason", "symbol", "netns", "interface", "address",
+                                 "snapshot", "sysctl", "lost"]
+
+    /// A hash of everything a decode reads: the recording row, every metadata table and every chunk (its
+    /// row and its stored bytes). Two files with the same hash decode to the same analysis, so an edited
+    /// copy is never taken for its original.
+    public func contentHash() throws -> Hash64 {
+        var h = Hash64(seed: UInt64(BundleFormat.version))
+        try read { db in
+            func add(_ value: DatabaseValue) {
+                switch value.storage {
+                case .null: h.add(UInt64(0x6e))
+                case .int64(let v): h.add(UInt64(0x69)); h.add(UInt64(bitPattern: v))
+                case .double(let v): h.add(UInt64(0x64)); h.add(v.bitPattern)
+                case .string(let v): h.add(UInt64(0x73)); h.add(v)
+                case .blob(let d):
+                    h.add(UInt64(0x62)); h.add(UInt64(d.count))
+                    d.withUnsafeBytes { h.add($0) }
+                }
+            }
+            for table in ["recording"] + BundleReader.metadataTables + ["chunk"] {
+                h.add(table)
+                guard try db.tableExists(table) else { continue }
+                let order = table == "chunk" ? " ORDER BY id" : ""
+                let rows = try Row.fetchCursor(db, sql: "SELECT * FROM \(table)\(order)")
+                while let row = try rows.next() {
+                    for value in row.databaseValues { add(value) }
+                }
+            }
+        }
+        return h
+    }
+
     /// Bytes of the bundle file on disk (and its -wal, when the recorder did not finish).
     public func fileSize() -> Int64 {
         let fm = FileManager.default

@@ -120,7 +120,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = (dir as NSString).appendingPathComponent("synthetic.skbt")
         try Self.writeSynthetic(at: path)
-        let a = try Analysis(bundlePath: path, cache: .none, progress: nil)
+        let a = try AnalysisDatabase(bundlePath: path, cache: .none, progress: nil)
         #expect(a.decodeStats?.unknownRecords == 1)
         #expect(try rows(a, "SELECT unknown_records FROM recording")[0]["unknown_records"] as Int == 1)
         let packets = try rows(a, "SELECT id, fate, drop_reason, drop_symbol, nf_hook, nf_table, events, tuple FROM packet ORDER BY id")
@@ -143,7 +143,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = (dir as NSString).appendingPathComponent("synthetic.skbt")
         try Self.writeSynthetic(at: path)
-        let a = try Analysis(bundlePath: path, cache: .none, progress: nil)
+        let a = try AnalysisDatabase(bundlePath: path, cache: .none, progress: nil)
         let text = try a.pathsReport(filter: PacketFilter(), options: PathsOptions(detail: true))
         #expect(text == """
             packet 1  ICMP 10.0.1.1 > 10.0.2.2 echo-request id 7 seq 1  dropped: NETFILTER_DROP at nf_hook_slow+0x10 (netfilter ipv4 INPUT, filter table)
@@ -172,10 +172,10 @@ import Testing
         let path = (dir as NSString).appendingPathComponent("synthetic.skbt")
         try Self.writeSynthetic(at: path)
         let cache = (dir as NSString).appendingPathComponent("cache")
-        let first = try Analysis(bundlePath: path, cache: .directory(cache), progress: nil)
+        let first = try AnalysisDatabase(bundlePath: path, cache: .directory(cache), progress: nil)
         #expect(first.decodeStats != nil)
-        let second = try Analysis(bundlePath: path, cache: .directory(cache), progress: nil)
+        let second = try AnalysisDatabase(bundlePath: path, cache: .directory(cache), progress: nil)
         #expect(second.decodeStats == nil)
-        #expect(second.databasePath == first.databasePath)
+        #expect(second.path == first.path)
     }
 }

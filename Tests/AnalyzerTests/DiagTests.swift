@@ -40,16 +40,16 @@ struct DiagTests {
         Case(fixture: "faults/listen-overflow", code: "tcp-retransmit", level: "WARN", count: nil),
     ]
 
-    static func open(_ fixture: String) throws -> (Analysis, Diagnosis, [String: String]) {
+    static func open(_ fixture: String) throws -> (AnalysisDatabase, Diagnosis, [String: String]) {
         let f = Fixture(name: fixture)
         let a = try f.open()
-        return (a, try Diagnosis(a), try f.expect())
+        return (a, try a.diagnose(), try f.expect())
     }
 
     @Test(arguments: cases)
     func faultFound(_ c: Case) throws {
-        let (_, d, expect) = try Self.open(c.fixture)
-        let rows = try d.db.read { try Row.fetchAll($0, sql: "SELECT level, packet_id, message, advice FROM finding WHERE code = ?", arguments: [c.code]) }
+        let (a, _, expect) = try Self.open(c.fixture)
+        let rows = try a.reader.read { try Row.fetchAll($0, sql: "SELECT level, packet_id, message, advice FROM finding WHERE code = ?", arguments: [c.code]) }
         #expect(!rows.isEmpty, "no \(c.code) finding")
         for r in rows {
             #expect(r["level"] as String == c.level)
@@ -71,65 +71,65 @@ struct DiagTests {
         ("netfilter-drop", "netfilter-drop"), ("closed-port", "port-not-listening"), ("faults/xdp-drop", "xdp-drop"), ("faults/bad-checksum", "bad-checksum"),
     ])
     func onlyErrorIsTheCause(_ fixture: String, _ code: String) throws {
-        let (_, d, _) = try Self.open(fixture)
-        let codes = try d.db.read { try String.fetchAll($0, sql: "SELECT DISTINCT code FROM finding WHERE level = 'ERROR'") }
+        let (a, _, _) = try Self.open(fixture)
+        let codes = try a.reader.read { try String.fetchAll($0, sql: "SELECT DISTINCT code FROM finding WHERE level = 'ERROR'") }
         #expect(codes == [code])
     }
 
     @Test(arguments: ["faults/healthy", "afpacket", "nat-router"])
     func healthyHasNoError(_ fixture: String) throws {
         let (a, d, _) = try Self.open(fixture)
-        let errors = try d.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE level = 'ERROR'") }
+        let errors = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE level = 'ERROR'") }
         #expect(errors == 0)
-        let text = try d.report(a)
+        let text = try a.diagReport(d)
         #expect(!text.contains("ERROR ") && !text.contains("[ERROR]"), "an ERROR in the report")
         #expect(text.contains("summary: "))
-        let quiet = try d.report(a, options: DiagOptions(quiet: true))
+        let quiet = try a.diagReport(d, options: DiagOptions(quiet: true))
         #expect(quiet.hasPrefix("no packet has a WARN or ERROR finding"))
     }
 
     @Test func netfilterDropNamesTheRuleAndTable() throws {
-        let (_, d, _) = try Self.open("faults/iptables-forward-drop")
-        let r = try #require(try d.db.read { try Row.fetchOne($0, sql: "SELECT message, advice, confidence FROM finding WHERE code = 'netfilter-drop'") })
+        let (a, _, _) = try Self.open("faults/iptables-forward-drop")
+        let r = try #require(try a.reader.read { try Row.fetchOne($0, sql: "SELECT message, advice, confidence FROM finding WHERE code = 'netfilter-drop'") })
         #expect((r["message"] as String).contains("filter table, ipv4 FORWARD hook of netns sf-r"))
         #expect((r["advice"] as String).contains("-A FORWARD -p icmp -j DROP"))
         #expect(r["confidence"] as String == "certain")
-        let nft = try Self.open("faults/nft-drop").1
-        let advice = try nft.db.read { try String.fetchOne($0, sql: "SELECT advice FROM finding WHERE code = 'netfilter-drop'") }
+        let nft = try Self.open("faults/nft-drop").0
+        let advice = try nft.reader.read { try String.fetchOne($0, sql: "SELECT advice FROM finding WHERE code = 'netfilter-drop'") }
         #expect(advice?.contains("udp dport 6003") == true)
     }
 
     @Test func quietReportNamesCauseAndFix() throws {
         let (a, d, _) = try Self.open("faults/rp-filter")
-        let text = try d.report(a, options: DiagOptions(quiet: true))
+        let text = try a.diagReport(d, options: DiagOptions(quiet: true))
         #expect(text.contains("ERROR rp-filter: dropped by reverse path filtering (rp_filter) on sf-b0 in netns sf-b"))
         #expect(text.contains("fix: add a route to 10.210.99.1 via sf-b0"))
         #expect(text.contains("ERROR  rp-filter       3"))
-        let json = try d.report(a, options: DiagOptions(quiet: true, json: true))
+        let json = try a.diagReport(d, options: DiagOptions(quiet: true, json: true))
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         #expect((object?["packets"] as? [Any])?.count == 3)
     }
 
     @Test func everyKernelDropReasonIsExplained() throws {
         for fixture in ["netfilter-drop", "faults/healthy"] {
-            let (_, d, _) = try Self.open(fixture)
-            let missing = try d.db.read {
+            let (a, _, _) = try Self.open(fixture)
+            let missing = try a.reader.read {
                 try String.fetchAll($0, sql: """
                     SELECT name FROM bundle_drop_reason WHERE name NOT IN ('MAX', 'SUBSYS_MASK')
                     AND name NOT IN (SELECT name FROM drop_reason_kb)
                     """)
             }
             #expect(missing.isEmpty, "no explanation for \(missing)")
-            let names = try d.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM bundle_drop_reason") }
+            let names = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM bundle_drop_reason") }
             #expect((names ?? 0) > 100)
         }
     }
 
     @Test func inferredWhenProbeMissing() throws {
         // ttl-expired was recorded with one probe not attached; rules needing it say so
-        let (_, d, _) = try Self.open("faults/ttl-expired")
-        let missing = try d.db.read { try Row.fetchAll($0, sql: "SELECT id, missing FROM rule WHERE missing != ''") }
-        let inferred = try d.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE confidence = 'inferred' AND inferred LIKE 'not proven: %'") }
+        let (a, _, _) = try Self.open("faults/ttl-expired")
+        let missing = try a.reader.read { try Row.fetchAll($0, sql: "SELECT id, missing FROM rule WHERE missing != ''") }
+        let inferred = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE confidence = 'inferred' AND inferred LIKE 'not proven: %'") }
         for r in missing { #expect((r["missing"] as String).contains("not attached") || (r["missing"] as String).contains("not in this recording")) }
         if missing.contains(where: { ($0["id"] as String) == "ttl-expired" }) { #expect((inferred ?? 0) > 0) }
     }
@@ -155,14 +155,14 @@ struct DiagTests {
             FROM packet WHERE fate = 'dropped'
             """.write(toFile: dir + "/drops.sql", atomically: true, encoding: .utf8)
         let a = try Fixture(name: "netfilter-drop").open()
-        let d = try Diagnosis(a, userDirectory: dir)
+        let d = try a.diagnose(userRules: dir)
         #expect(d.errors.count == 1)
         #expect(d.errors.first?.description.hasPrefix(dir + "/broken.sql:6: ") == true)
-        let mine = try d.db.read { try Row.fetchAll($0, sql: "SELECT confidence, inferred FROM finding WHERE code = 'my-drop'") }
-        let dropped = try d.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM packet WHERE fate = 'dropped'") }
+        let mine = try a.reader.read { try Row.fetchAll($0, sql: "SELECT confidence, inferred FROM finding WHERE code = 'my-drop'") }
+        let dropped = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM packet WHERE fate = 'dropped'") }
         #expect(mine.count == dropped && mine.count >= 5, "one finding per dropped packet, the 5 pings at least")
         #expect(mine.allSatisfy { ($0["inferred"] as String?)?.contains("no_such_probe is not in this recording") == true })
-        #expect(try d.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE code = 'netfilter-drop'") } == 5)
+        #expect(try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE code = 'netfilter-drop'") } == 5)
         let listing = try Diagnosis.rulesReport(userDirectory: dir, analysis: nil, json: false)
         #expect(listing.contains("my-drops *"))
         #expect(listing.contains("rule error: \(dir)/broken.sql:6: "))

@@ -18,7 +18,7 @@ import Testing
 
     func message(_ path: String) -> String? {
         do {
-            _ = try Analysis(bundlePath: path, cache: .none, progress: nil)
+            _ = try AnalysisDatabase(bundlePath: path, cache: .none, progress: nil)
             return nil
         } catch {
             return AnalysisError.describe(error)
@@ -90,7 +90,7 @@ import Testing
         try writer.writeLost([0: UInt64(removed), 1: 0])
         try writer.finish(endedNs: UInt64(rec.endedNs ?? rec.startedNs), reason: rec.stopReason ?? "test")
 
-        let a = try Analysis(bundlePath: path, cache: .none, progress: nil)
+        let a = try AnalysisDatabase(bundlePath: path, cache: .none, progress: nil)
         #expect(try rows(a, "SELECT count(*) AS n FROM packet WHERE fate = 'dropped'")[0]["n"] as Int == 0)
         let icmp = try rows(a, "SELECT fate, incomplete FROM packet WHERE proto = 'ICMP' AND parent_id IS NULL")
         #expect(icmp.count == Int(try Fixture(name: "netfilter-drop").expect()["pings"] ?? ""))
@@ -102,12 +102,12 @@ import Testing
         let info = try a.infoReport(json: false)
         #expect(info.contains("lost        \(removed) events (cpu 0: \(removed)): packets may miss steps"))
         // The diagnosis says the recording has a gap, and which packets it leaves unexplained.
-        let d = try Diagnosis(a)
-        let gap = try d.db.read { try Row.fetchAll($0, sql: "SELECT level, message FROM finding WHERE code = 'recording-gap'") }
+        try a.diagnose()
+        let gap = try a.reader.read { try Row.fetchAll($0, sql: "SELECT level, message FROM finding WHERE code = 'recording-gap'") }
         #expect(gap.count == 1)
         #expect(gap.first.map { ($0["level"] as String) == "WARN" && ($0["message"] as String).contains("\(removed)") } == true)
         // They reached the INPUT hook: their end was there (a drop or a delivery), not lost on the way.
-        let inFlight = try d.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE code = 'lost-in-flight'") }
+        let inFlight = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE code = 'lost-in-flight'") }
         #expect(inFlight == 0)
     }
 
@@ -121,11 +121,11 @@ import Testing
 
     @Test func sqlStreamsLongResults() throws {
         let a = try Fixture(name: "netfilter-drop").open()
-        let rows = Analysis.tableLayoutRows + 5
+        let rows = AnalysisDatabase.tableLayoutRows + 5
         // the rows after the first tableLayoutRows are wider: they keep the layout and push right
         let query = """
             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT \(rows))
-            SELECT x, CASE WHEN x > \(Analysis.tableLayoutRows) THEN 'a-much-wider-cell' ELSE 'b' END AS y, x AS z FROM c
+            SELECT x, CASE WHEN x > \(AnalysisDatabase.tableLayoutRows) THEN 'a-much-wider-cell' ELSE 'b' END AS y, x AS z FROM c
             """
         for format in [OutputFormat.csv, .json, .table] {
             var pieces: [String] = []

@@ -24,8 +24,8 @@ struct Fixture {
         return facts
     }
 
-    func open() throws -> Analysis {
-        try Analysis(bundlePath: path, cache: .none, progress: nil)
+    func open() throws -> AnalysisDatabase {
+        try AnalysisDatabase(bundlePath: path, cache: .none, progress: nil)
     }
 
     static let all = ["netfilter-drop", "closed-port", "nat-router", "afpacket"]
@@ -39,8 +39,8 @@ func scratchDirectory() throws -> String {
 }
 
 /// Runs a query on the analysis and returns its rows.
-func rows(_ a: Analysis, _ sql: String) throws -> [Row] {
-    try a.db.read { try Row.fetchAll($0, sql: sql) }
+func rows(_ a: AnalysisDatabase, _ sql: String) throws -> [Row] {
+    try a.reader.read { try Row.fetchAll($0, sql: sql) }
 }
 
 /// Builds raw records the way the BPF programs do: st_event + packet bytes padded to 8.

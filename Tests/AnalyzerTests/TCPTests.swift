@@ -10,13 +10,13 @@ import Testing
     static let loss = Fixture(name: "tcp/tcp-loss")
 
     /// The client's connection (the sender of the transfer).
-    func client(_ a: Analysis, _ facts: [String: String]) throws -> Row {
+    func client(_ a: AnalysisDatabase, _ facts: [String: String]) throws -> Row {
         let conns = try rows(a, "SELECT * FROM tcp_connection WHERE laddr = '\(facts["client_addr"] ?? "")' AND rport = \(facts["tcp_port"] ?? "0")")
         #expect(conns.count == 1)
         return try #require(conns.first)
     }
 
-    func ruleRows(_ a: Analysis, _ name: String) throws -> [Row] {
+    func ruleRows(_ a: AnalysisDatabase, _ name: String) throws -> [Row] {
         let sql = try String(contentsOf: packageRoot.appendingPathComponent("rules/\(name).sql"), encoding: .utf8)
         return try rows(a, sql)
     }

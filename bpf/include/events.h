@@ -40,50 +40,135 @@ enum st_record_type {
 };
 
 /*
- * Probe ids. Stable across versions: a bundle stores the probes it attached with these ids and their
- * names, so a reader never needs this list to name them. New probes take new numbers.
+ * The probe table: every probe's id, name, group, how it attaches, which member of union st_args its
+ * records fill, and its role in a packet's life. Written once, here; the enum below, the recorder's
+ * --probes, the analyzer's names and every decision the decoder takes on a probe are built from it
+ * (bpf/shim/events.c exposes it to Swift as st_probe_table).
+ *
+ * Ids are stable across versions: a bundle stores the probes it attached with their ids and names, so a
+ * reader never needs this list to name them. New probes take new numbers, at the end of their group.
+ *
+ * X(ENUM, name, id, group, kind, args, role)
  */
-enum st_probe {
-	ST_P_NONE = 0,
-	/* net: device layer */
-	ST_P_NETIF_RECEIVE_SKB = 1,
-	ST_P_NETIF_RX = 2,
-	ST_P_NAPI_GRO_RECEIVE_ENTRY = 3,
-	ST_P_NET_DEV_QUEUE = 4,
-	ST_P_NET_DEV_START_XMIT = 5,
-	ST_P_NET_DEV_XMIT = 6,
-	/* skb: lifetime */
-	ST_P_KFREE_SKB = 10,
-	ST_P_CONSUME_SKB = 11,
-	ST_P_SKB_COPY_DATAGRAM_IOVEC = 12,
-	/* tcp and sockets */
-	ST_P_TCP_RETRANSMIT_SKB = 20,
-	ST_P_TCP_SEND_RESET = 21,
-	ST_P_TCP_RECEIVE_RESET = 22,
-	ST_P_TCP_BAD_CSUM = 23,
-	ST_P_TCP_PROBE = 24,
-	ST_P_INET_SOCK_SET_STATE = 25,
-	ST_P_SOCK_RCVQUEUE_FULL = 26,
-	/* udp, icmp */
-	ST_P_UDP_FAIL_QUEUE_RCV_SKB = 30,
-	ST_P_ICMP_SEND = 31,
-	/* routing and neighbours */
-	ST_P_FIB_TABLE_LOOKUP = 40,
-	ST_P_FIB6_TABLE_LOOKUP = 41,
-	ST_P_NEIGH_UPDATE = 42,
-	ST_P_NEIGH_EVENT_SEND_DEAD = 43,
-	/* qdisc, xdp */
-	ST_P_QDISC_ENQUEUE = 50,
-	ST_P_QDISC_DEQUEUE = 51,
-	ST_P_XDP_EXCEPTION = 52,
-	/* netfilter BPF links: one id per priority bracket (ST_P_NF_BRACKET + index into st_nf_brackets) */
-	ST_P_NF_BRACKET = 64,
-	ST_P_NF_BRACKET_LAST = 79,
+#define ST_PROBE_TABLE(X)                                                                          \
+	/* net: device layer */                                                                    \
+	X(NETIF_RECEIVE_SKB, netif_receive_skb, 1, net, TRACEPOINT, NONE, RECEIVE)                \
+	X(NETIF_RX, netif_rx, 2, net, TRACEPOINT, NONE, RECEIVE)                                   \
+	X(NAPI_GRO_RECEIVE_ENTRY, napi_gro_receive_entry, 3, net, TRACEPOINT, NONE, RECEIVE)      \
+	X(NET_DEV_QUEUE, net_dev_queue, 4, net, TRACEPOINT, NONE, QUEUE)                           \
+	X(NET_DEV_START_XMIT, net_dev_start_xmit, 5, net, TRACEPOINT, NONE, TRANSMIT)             \
+	X(NET_DEV_XMIT, net_dev_xmit, 6, net, TRACEPOINT, DEV, TRANSMITTED)                        \
+	/* skb: lifetime */                                                                        \
+	X(KFREE_SKB, kfree_skb, 10, skb, TRACEPOINT, FREE, FREE)                                   \
+	X(CONSUME_SKB, consume_skb, 11, skb, TRACEPOINT, FREE, CONSUME)                            \
+	X(SKB_COPY_DATAGRAM_IOVEC, skb_copy_datagram_iovec, 12, skb, TRACEPOINT, MISC, DELIVER)   \
+	/* tcp and sockets */                                                                      \
+	X(TCP_RETRANSMIT_SKB, tcp_retransmit_skb, 20, tcp, TRACEPOINT, SOCK, SOCKET)               \
+	X(TCP_SEND_RESET, tcp_send_reset, 21, tcp, TRACEPOINT, SOCK, SOCKET)                       \
+	X(TCP_RECEIVE_RESET, tcp_receive_reset, 22, tcp, TRACEPOINT, SOCK, SOCKET)                 \
+	X(TCP_BAD_CSUM, tcp_bad_csum, 23, tcp, TRACEPOINT, SOCK, SOCKET)                           \
+	X(TCP_PROBE, tcp_probe, 24, tcp, TRACEPOINT, SOCK, DELIVER)                                \
+	X(INET_SOCK_SET_STATE, inet_sock_set_state, 25, sock, TRACEPOINT, SOCK, SOCKET)            \
+	X(SOCK_RCVQUEUE_FULL, sock_rcvqueue_full, 26, sock, TRACEPOINT, SOCK, SOCKET)              \
+	/* udp, icmp */                                                                            \
+	X(UDP_FAIL_QUEUE_RCV_SKB, udp_fail_queue_rcv_skb, 30, udp, TRACEPOINT, SOCK, SOCKET)      \
+	X(ICMP_SEND, icmp_send, 31, icmp, TRACEPOINT, MISC, ICMP)                                  \
+	/* routing and neighbours */                                                               \
+	X(FIB_TABLE_LOOKUP, fib_table_lookup, 40, fib, TRACEPOINT, ROUTE, ROUTE)                   \
+	X(FIB6_TABLE_LOOKUP, fib6_table_lookup, 41, fib, TRACEPOINT, ROUTE, ROUTE)                 \
+	X(NEIGH_UPDATE, neigh_update, 42, neigh, TRACEPOINT, ROUTE, NEIGH)                         \
+	X(NEIGH_EVENT_SEND_DEAD, neigh_event_send_dead, 43, neigh, TRACEPOINT, ROUTE, NEIGH)       \
+	/* qdisc, xdp */                                                                           \
+	X(QDISC_ENQUEUE, qdisc_enqueue, 50, qdisc, TRACEPOINT, DEV, QDISC)                         \
+	X(QDISC_DEQUEUE, qdisc_dequeue, 51, qdisc, TRACEPOINT, DEV, QDISC)                         \
+	X(XDP_EXCEPTION, xdp_exception, 52, xdp, TRACEPOINT, DEV, XDP)                             \
+	/* netfilter BPF links: one id per priority bracket (ST_P_NF_BRACKET + index, see below) */ \
+	X(NF_BRACKET, nf_bracket, 64, netfilter, NETFILTER, NF, NETFILTER)
+
+/* How a probe attaches. */
+enum st_probe_kind {
+	ST_KIND_TRACEPOINT = 1, /* a tp_btf and a raw_tp program, btf_<name> and raw_<name> */
+	ST_KIND_NETFILTER = 2,  /* netfilter BPF links, one program per bracket: nf_bracket_<index> */
 };
 
-/* Netfilter priorities the recorder attaches at, lowest first. A bracket sits between standard tables. */
+/* Which member of union st_args a probe's records fill. */
+enum st_args_kind {
+	ST_ARGS_NONE = 0,
+	ST_ARGS_FREE = 1,  /* struct st_args_free */
+	ST_ARGS_NF = 2,    /* struct st_args_nf */
+	ST_ARGS_SOCK = 3,  /* struct st_args_sock */
+	ST_ARGS_ROUTE = 4, /* struct st_args_route */
+	ST_ARGS_DEV = 5,   /* struct st_args_dev */
+	ST_ARGS_MISC = 6,  /* struct st_args_misc */
+};
+
+/* What a probe means for the packet it sees: the analyzer's decisions (when an skb address starts a new
+ * life, what its fate was) read roles, never probe numbers. */
+enum st_probe_role {
+	ST_ROLE_RECEIVE = 1,     /* the packet enters the stack from a device */
+	ST_ROLE_QUEUE = 2,       /* the packet enters a device's transmit queue (output's first device step) */
+	ST_ROLE_TRANSMIT = 3,    /* the driver is handed the packet */
+	ST_ROLE_TRANSMITTED = 4, /* the driver took it (args.dev.rc says whether it succeeded) */
+	ST_ROLE_FREE = 5,        /* freed with a drop reason (kfree_skb) */
+	ST_ROLE_CONSUME = 6,     /* freed as consumed */
+	ST_ROLE_DELIVER = 7,     /* reached a socket (read by a process, or TCP took it) */
+	ST_ROLE_SOCKET = 8,      /* a socket's event; the skb, where there is one, is incidental */
+	ST_ROLE_ICMP = 9,        /* an ICMP error was sent about the packet */
+	ST_ROLE_ROUTE = 10,      /* a route lookup */
+	ST_ROLE_NEIGH = 11,      /* a neighbour entry changed */
+	ST_ROLE_QDISC = 12,      /* a queueing discipline took or gave the packet */
+	ST_ROLE_XDP = 13,        /* an XDP program's exceptional verdict */
+	ST_ROLE_NETFILTER = 14,  /* a netfilter bracket: between two standard tables of one hook */
+};
+
+#define ST_PROBE_ENUM(E, name, id, group, kind, args, role) ST_P_##E = id,
+enum st_probe {
+	ST_P_NONE = 0,
+	ST_PROBE_TABLE(ST_PROBE_ENUM)
+	ST_P_NF_BRACKET_LAST = 79, /* ids up to here are reserved for brackets */
+};
+#undef ST_PROBE_ENUM
+
+/* One row of the probe table, as bpf/shim/events.c exposes it to Swift. */
+struct st_probe_info {
+	const char *name;
+	const char *group;
+	__u16 id;
+	__u8 kind;  /* enum st_probe_kind */
+	__u8 args;  /* enum st_args_kind */
+	__u8 role;  /* enum st_probe_role */
+};
+
+/*
+ * Netfilter brackets: the priorities the recorder attaches at, lowest first, each between two standard
+ * tables, and the table that runs after it (up to the next bracket). Standard priorities: defrag -400,
+ * raw -300, conntrack -200, mangle -150, nat (DNAT) -100, filter 0, security 50, nat (SNAT) 100,
+ * conntrack confirm INT_MAX.
+ *
+ * X(index, priority, table after it)
+ */
+#define ST_NF_BRACKET_TABLE(X)         \
+	X(0, -1000, "raw")               \
+	X(1, -250, "conntrack")          \
+	X(2, -175, "mangle")             \
+	X(3, -125, "nat")                \
+	X(4, -50, "filter")              \
+	X(5, 25, "security")             \
+	X(6, 75, "nat")                  \
+	X(7, 150, "after priority 150")
 #define ST_NF_BRACKETS 8
-#define ST_NF_BRACKET_PRIORITIES { -1000, -250, -175, -125, -50, 25, 75, 150 }
+
+/* One bracket, as bpf/shim/events.c exposes it to Swift. */
+struct st_nf_bracket_info {
+	__s32 priority;
+	const char *table_after; /* the table between this bracket and the next */
+};
+
+#if !defined(__bpf__)
+/* The tables, for Swift (bpf/shim/events.c): their rows and, through `count`, how many. */
+const struct st_probe_info *st_probe_rows(__u32 *count);
+const struct st_nf_bracket_info *st_nf_bracket_rows(__u32 *count);
+#endif
 
 /* st_event.l3_from: where the packet bytes start. */
 enum st_l3_from {
@@ -119,7 +204,7 @@ struct st_args_free {
 	__u32 reason;    /* enum skb_drop_reason value: names are in the bundle, numbers differ by kernel */
 	__u8 nf_pf;      /* with ST_F_NF_LAST: protocol family of the last netfilter bracket passed */
 	__u8 nf_hook;    /* with ST_F_NF_LAST: netfilter hook number */
-	__u8 nf_bracket; /* with ST_F_NF_LAST: bracket index into ST_NF_BRACKET_PRIORITIES */
+	__u8 nf_bracket; /* with ST_F_NF_LAST: bracket index into ST_NF_BRACKET_TABLE */
 	__u8 pad;        /* zero */
 };
 
@@ -127,7 +212,7 @@ struct st_args_free {
 struct st_args_nf {
 	__u8 pf;         /* NFPROTO_IPV4 2, NFPROTO_IPV6 10 */
 	__u8 hook;       /* NF_INET_PRE_ROUTING 0 .. NF_INET_POST_ROUTING 4 */
-	__u8 bracket;    /* index into ST_NF_BRACKET_PRIORITIES */
+	__u8 bracket;    /* index into ST_NF_BRACKET_TABLE */
 	__u8 ctinfo;     /* enum ip_conntrack_info (skb->_nfct & 7), with ST_F_CT */
 	__s32 priority;  /* netfilter priority this program runs at */
 	__u32 in_ifindex;  /* state->in, 0 when none */
@@ -223,6 +308,11 @@ struct st_event {
 	char comm[16];   /* current task name */
 	union st_args args; /* probe-specific fields */
 };
+
+/* The record layout is the bundle format: a change of size is a new format version. */
+_Static_assert(sizeof(union st_args) == 112, "union st_args is 112 bytes in format 1");
+_Static_assert(sizeof(struct st_event) == 192, "struct st_event is 192 bytes in format 1");
+_Static_assert(sizeof(struct st_ct_tuple) == 40, "struct st_ct_tuple is 40 bytes in format 1");
 
 /* Capture filters and settings: a `const volatile` struct in the BPF object, set before load. */
 struct st_config {

@@ -1,50 +1,9 @@
--- Diagnosis (docs/rules.md, docs/sql.md "Findings"): what the rules in rules/ (and --rules DIR) found.
--- Created empty at decode; `skbtrail diag` and `skbtrail rules FILE` fill diag_finding and diag_rule.
--- Every statement is idempotent: the diagnosis engine runs this file again on analysis databases decoded
--- before it existed.
-
--- One row per rule run on this database: where it came from, what it needs, what it found or why it failed.
-CREATE TABLE IF NOT EXISTS diag_rule (
-    id       TEXT NOT NULL,
-    title    TEXT,
-    level    TEXT,
-    needs    TEXT,           -- comma-separated probe names or 'netfilter', from the rule's header
-    source   TEXT NOT NULL,  -- 'builtin:netfilter-drop.sql' or the user's file path
-    missing  TEXT,           -- needs not attached in this bundle ('' when all are)
-    error    TEXT,           -- why the rule could not run ('file:line: message'), NULL when it ran
-    findings INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (source)
-);
-
--- One row per finding.
-CREATE TABLE IF NOT EXISTS diag_finding (
-    id         INTEGER PRIMARY KEY,
-    packet_id  INTEGER,
-    event_id   INTEGER,
-    level      TEXT NOT NULL CHECK (level IN ('INFO', 'WARN', 'ERROR')),
-    code       TEXT NOT NULL,
-    rule       TEXT NOT NULL,
-    message    TEXT NOT NULL,
-    advice     TEXT,
-    confidence TEXT NOT NULL CHECK (confidence IN ('certain', 'inferred')),
-    inferred   TEXT
-);
-CREATE INDEX IF NOT EXISTS diag_finding_packet ON diag_finding (packet_id);
-
-CREATE VIEW IF NOT EXISTS finding AS
-SELECT f.id, f.packet_id, f.event_id, f.level,
-       CASE f.level WHEN 'ERROR' THEN 3 WHEN 'WARN' THEN 2 ELSE 1 END AS severity,
-       f.code, f.rule, f.message, f.advice, f.confidence, f.inferred,
-       p.tuple, p.fate
-FROM diag_finding f
-LEFT JOIN pkt p ON p.id = f.packet_id;
-
-CREATE VIEW IF NOT EXISTS rule AS
-SELECT id, title, level, needs, source, missing, error, findings FROM diag_rule;
+-- Diagnosis helpers (docs/rules.md): views over the bundle's metadata that rules read, created at decode.
+-- What the rules found is kept in a findings file beside the analysis database (findings.sql).
 
 -- Netfilter hook numbers as the kernel numbers them, and the names the views use.
-CREATE TABLE IF NOT EXISTS nf_hook_name (hook INTEGER PRIMARY KEY, name TEXT NOT NULL, nft TEXT NOT NULL);
-INSERT OR REPLACE INTO nf_hook_name VALUES
+CREATE TABLE nf_hook_name (hook INTEGER PRIMARY KEY, name TEXT NOT NULL, nft TEXT NOT NULL);
+INSERT INTO nf_hook_name VALUES
     (0, 'PREROUTING', 'prerouting'), (1, 'INPUT', 'input'), (2, 'FORWARD', 'forward'),
     (3, 'OUTPUT', 'output'), (4, 'POSTROUTING', 'postrouting');
 
@@ -53,7 +12,7 @@ INSERT OR REPLACE INTO nf_hook_name VALUES
 -- 'iptables-save' or 'ip6tables-save') `tbl` is 'filter', 'nat', ... and `chain` the chain of '-A CHAIN';
 -- for nft `tbl` is 'inet filter', `chain` the chain name and `hook` its base-chain hook ('input', NULL
 -- for a regular chain). `verdict` is 'DROP', 'REJECT', 'ACCEPT', 'policy DROP', ... or NULL.
-CREATE VIEW IF NOT EXISTS ruleset_line AS
+CREATE VIEW ruleset_line AS
 WITH RECURSIVE split(netns, source, n, line, rest, tbl, chain, hook) AS (
     SELECT netns, source, 0, NULL, replace(content, char(9), ' ') || char(10), NULL, NULL, NULL
     FROM bundle_snapshot
@@ -114,7 +73,7 @@ SELECT netns, source,
 FROM lines;
 
 -- Every snapshot of the bundle (ip-route, ip-neigh, tc-qdisc, sysctl, ...) split into lines.
-CREATE VIEW IF NOT EXISTS snapshot_line AS
+CREATE VIEW snapshot_line AS
 WITH RECURSIVE split(netns, phase, source, n, line, rest) AS (
     SELECT netns, phase, source, 0, NULL, content || char(10) FROM bundle_snapshot WHERE length(content) > 0
     UNION ALL
@@ -128,7 +87,7 @@ SELECT netns, phase, source, n AS line_no, line FROM split WHERE line IS NOT NUL
 -- it: DROP/REJECT rules and DROP policies of the table and hook the brackets name (any table or hook
 -- when unknown), in user chains too, whose protocol and /32 addresses do not exclude the packet.
 -- `invalid` = 1 for conntrack INVALID rules. iptables-nft tables are listed once, from iptables-save.
-CREATE VIEW IF NOT EXISTS netfilter_drop_candidate AS
+CREATE VIEW netfilter_drop_candidate AS
 SELECT p.id AS packet_id, r.source, r.tbl, r.chain, r.line_no, r.line, r.verdict,
            (r.line LIKE '%INVALID%' OR lower(r.line) LIKE '%ct state invalid%') AS invalid
     FROM packet p

@@ -3,8 +3,7 @@
 -- drop with this reason means by default; `rule` names the rule in rules/ that explains it with the
 -- packet's own values (the generic rule `kernel-drop` explains the others from this table).
 -- A name missing here (a newer kernel) falls back to a generic text in rules/kernel-drop.sql.
--- Idempotent: INSERT OR REPLACE, the diagnosis engine runs it again on older analysis databases.
-CREATE TABLE IF NOT EXISTS drop_reason_kb (
+CREATE TABLE drop_reason_kb (
     name        TEXT PRIMARY KEY,
     level       TEXT NOT NULL CHECK (level IN ('INFO', 'WARN', 'ERROR')),
     rule        TEXT,

@@ -107,6 +107,11 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
+    /// An error as diag_rule stores it: its description, which names file and line already.
+    init(stored text: String) {
+        self.init(source: "", line: nil, message: text)
+    }
+
     public var description: String {
         if source.isEmpty { return message }
         let file = source.hasPrefix("builtin:") ? "rules/" + source.dropFirst("builtin:".count) : source

@@ -1,22 +1,13 @@
 import Foundation
+import SkbtrailBundle
 
 /// Names for the kernel numbers that appear in records (probe ids, netfilter hooks, TCP states).
 public enum KernelNames {
-    /// Probe names by st_probe id, for bundles whose probe table lacks one (the table wins).
-    public static let probes: [Int: String] = [
-        1: "netif_receive_skb", 2: "netif_rx", 3: "napi_gro_receive_entry", 4: "net_dev_queue",
-        5: "net_dev_start_xmit", 6: "net_dev_xmit", 10: "kfree_skb", 11: "consume_skb",
-        12: "skb_copy_datagram_iovec", 20: "tcp_retransmit_skb", 21: "tcp_send_reset", 22: "tcp_receive_reset",
-        23: "tcp_bad_csum", 24: "tcp_probe", 25: "inet_sock_set_state", 26: "sock_rcvqueue_full",
-        30: "udp_fail_queue_rcv_skb", 31: "icmp_send", 40: "fib_table_lookup", 41: "fib6_table_lookup",
-        42: "neigh_update", 43: "neigh_event_send_dead", 50: "qdisc_enqueue", 51: "qdisc_dequeue",
-        52: "xdp_exception",
-    ]
-
-    static let nfBracketFirst = 64
-    static let nfBracketLast = 79
-
-    static func isNFBracket(_ probe: Int) -> Bool { probe >= nfBracketFirst && probe <= nfBracketLast }
+    /// The name of probe `id` in this build's probe table, for bundles whose probe table lacks one.
+    public static func probeName(_ id: Int) -> String? {
+        guard let p = ProbeTable.info(id), p.kind != .netfilter else { return nil }
+        return p.name
+    }
 
     /// "ipv4", "ipv6" for NFPROTO_* values.
     public static func family(_ pf: Int) -> String {
@@ -28,6 +19,11 @@ public enum KernelNames {
         case 5: return "netdev"
         default: return "pf\(pf)"
         }
+    }
+
+    /// Netfilter hook numbers (enum nf_inet_hooks), as records carry them.
+    public enum Hook: UInt8 {
+        case preRouting = 0, localIn, forward, localOut, postRouting
     }
 
     /// PREROUTING .. POSTROUTING.
@@ -42,21 +38,10 @@ public enum KernelNames {
         }
     }
 
-    /// The table that runs after bracket `b` (between its priority and the next bracket's).
-    /// Brackets: -1000, -250, -175, -125, -50, 25, 75, 150; tables: raw -300 (and defrag -400),
-    /// conntrack -200, mangle -150, nat (DNAT) -100, filter 0, security 50, nat (SNAT) 100.
+    /// The table that runs after bracket `b` (between its priority and the next bracket's), from the
+    /// bracket table of events.h.
     public static func tableAfter(bracket b: Int) -> String {
-        switch b {
-        case 0: return "raw"
-        case 1: return "conntrack"
-        case 2: return "mangle"
-        case 3: return "nat"
-        case 4: return "filter"
-        case 5: return "security"
-        case 6: return "nat"
-        case 7: return "after priority 150"
-        default: return "bracket \(b)"
-        }
+        b >= 0 && b < NetfilterBrackets.count ? NetfilterBrackets.tablesAfter[b] : "bracket \(b)"
     }
 
     /// "filter table", or the name itself where it is not a table ("after priority 150").
@@ -81,6 +66,10 @@ public enum KernelNames {
         default: return "ctinfo \(i)"
         }
     }
+
+    /// Whether a conntrack ctinfo is of the reply direction (IP_CT_ESTABLISHED_REPLY and after; 7 is
+    /// IP_CT_UNTRACKED).
+    public static func isReply(ctinfo: UInt8) -> Bool { ctinfo >= 3 && ctinfo != 7 }
 
     public static func nudState(_ s: Int) -> String {
         let bits = [(0x01, "INCOMPLETE"), (0x02, "REACHABLE"), (0x04, "STALE"), (0x08, "DELAY"), (0x10, "PROBE"),

@@ -18,7 +18,7 @@ public struct LatencyOptions: Sendable {
     public init() {}
 }
 
-extension Analysis {
+extension AnalysisDatabase {
     struct LatencyStep {
         var step: Int64
         var ts: Int64
@@ -51,8 +51,8 @@ extension Analysis {
             throw AnalysisError.message("give both --from and --to (the two steps to measure between), or neither to measure each packet's lifetime.")
         }
         let (cond, args) = try filter.sql()
-        let known = try db.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT name FROM probe_events") }
-        for name in [options.from, options.to].compactMap({ $0 }) where !known.contains(where: { Analysis.probeMatches($0, name) }) {
+        let known = try reader.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT name FROM probe_events") }
+        for name in [options.from, options.to].compactMap({ $0 }) where !known.contains(where: { AnalysisDatabase.probeMatches($0, name) }) {
             let list = known.sorted().joined(separator: ", ")
             throw AnalysisError.message("no step at probe '\(name)' in this recording. Probes with events: \(list).")
         }
@@ -68,8 +68,8 @@ extension Analysis {
             var p = packet
             packetCount += 1
             if let from = options.from, let to = options.to {
-                guard let f = p.steps.firstIndex(where: { Analysis.probeMatches($0.probe, from) }),
-                      let t = p.steps[(f + 1)...].firstIndex(where: { Analysis.probeMatches($0.probe, to) }) else {
+                guard let f = p.steps.firstIndex(where: { AnalysisDatabase.probeMatches($0.probe, from) }),
+                      let t = p.steps[(f + 1)...].firstIndex(where: { AnalysisDatabase.probeMatches($0.probe, to) }) else {
                     without += 1
                     return
                 }
@@ -90,7 +90,7 @@ extension Analysis {
             slowCount += 1
             if !options.summaryOnly && (options.limit == 0 || listed.count < options.limit) { listed.append(p) }
         }
-        try db.read { db in
+        try reader.read { db in
             let cursor = try Row.fetchCursor(db, sql: """
                 SELECT p.id, coalesce(p.tuple, '') AS tuple, p.fate, e.step, e.ts, e.probe_name, i.name AS ifname, n.name AS netns_name
                 FROM pkt p JOIN ev e ON e.packet_id = p.id

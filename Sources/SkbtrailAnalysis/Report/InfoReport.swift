@@ -2,14 +2,7 @@ import Foundation
 import GRDB
 import SkbtrailBundle
 
-/// Output format of the report commands.
-public enum OutputFormat: String, CaseIterable, Sendable {
-    case text, json, table, csv
-}
-
-// MARK: info
-
-extension Analysis {
+extension AnalysisDatabase {
     /// `skbtrail info`: what was recorded, how, and how completely.
     public func infoReport(json: Bool) throws -> String {
         let r = bundle.recording
@@ -19,15 +12,15 @@ extension Analysis {
         let fileSize = bundle.fileSize()
         let lost = try bundle.lost().sorted { $0.key < $1.key }
         let lostTotal = lost.reduce(Int64(0)) { $0 + $1.value }
-        let probes = try db.read { db in
+        let probes = try reader.read { db in
             try Row.fetchAll(db, sql: "SELECT probe, name, tier, kind, target, family, hook, priority, attached, error, events FROM probe ORDER BY probe, family, hook")
         }
-        let counts = try db.read { db in
+        let counts = try reader.read { db in
             try Row.fetchAll(db, sql: "SELECT probe, family, hook, name, events FROM probe_events ORDER BY probe, family, hook")
         }
         let events: Int64 = counts.reduce(0) { $0 + ($1["events"] as Int64) }
-        let unknown = try db.read { try Int64.fetchOne($0, sql: "SELECT unknown_records FROM recording") } ?? 0
-        let packets = try db.read { try Int64.fetchOne($0, sql: "SELECT count(*) FROM pkt") } ?? 0
+        let unknown = try reader.read { try Int64.fetchOne($0, sql: "SELECT unknown_records FROM recording") } ?? 0
+        let packets = try reader.read { try Int64.fetchOne($0, sql: "SELECT count(*) FROM pkt") } ?? 0
         let startUnix = r.startedNs + r.bootToUnixNs
         let endNs = r.endedNs ?? chunks.map(\.lastTs).max()
         let duration = endNs.map { $0 - r.startedNs }
@@ -113,7 +106,7 @@ extension Analysis {
         var nfRows: [String: Int64] = [:]
         for c in counts {
             let probe: Int = c["probe"]
-            if probe >= 64 && probe <= 79 {
+            if ProbeTable.isNetfilterBracket(probe) {
                 let key = "nf:\(KernelNames.family(c["family"] ?? 0)):\(KernelNames.hook(c["hook"] ?? 0).lowercased())"
                 nfRows[key, default: 0] += c["events"]
             } else {
@@ -148,117 +141,3 @@ extension Analysis {
     }
 }
 
-// MARK: drops
-
-extension Analysis {
-    /// `skbtrail drops`: dropped packets grouped by reason, location, netfilter hook, interface, netns.
-    public func dropsReport(json: Bool) throws -> String {
-        let rows = try db.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT drop_reason AS reason, drop_symbol AS location,
-                       CASE WHEN nf_hook IS NULL THEN NULL ELSE nf_family || ' ' || nf_hook || ' ' || nf_table END AS netfilter,
-                       coalesce(ifname, CASE WHEN ifindex IS NULL THEN NULL ELSE 'if' || ifindex END) AS ifname,
-                       coalesce(netns_name, CAST(netns AS TEXT)) AS netns,
-                       count(*) AS count, min(last_ts) AS first_ts, max(last_ts) AS last_ts, min(id) AS first_packet
-                FROM packet WHERE fate = 'dropped'
-                GROUP BY 1, 2, 3, 4, 5
-                ORDER BY count DESC, reason, location
-                """)
-        }
-        let started = bundle.recording.startedNs
-        if json {
-            var out = ""
-            for r in rows {
-                let first: Int64 = r["first_ts"], last: Int64 = r["last_ts"]
-                out += JSON.object([
-                    ("reason", .opt(r["reason"] as String?)), ("location", .opt(r["location"] as String?)),
-                    ("netfilter", .opt(r["netfilter"] as String?)), ("ifname", .opt(r["ifname"] as String?)),
-                    ("netns", .opt(r["netns"] as String?)), ("count", .int(r["count"])),
-                    ("first_t_ns", .int(first - started)), ("last_t_ns", .int(last - started)),
-                    ("first_unix_ns", .int(first + bundle.recording.bootToUnixNs)),
-                    ("last_unix_ns", .int(last + bundle.recording.bootToUnixNs)),
-                    ("first_packet", .int(r["first_packet"])),
-                ]).text + "\n"
-            }
-            return out
-        }
-        if rows.isEmpty { return "no drops recorded\n" }
-        let table = rows.map { r -> [String] in
-            let first: Int64 = r["first_ts"], last: Int64 = r["last_ts"]
-            return [String(r["count"] as Int64), r["reason"] ?? "-", r["location"] ?? "-", r["netfilter"] ?? "-",
-                    r["ifname"] ?? "-", r["netns"] ?? "-", TextLayout.seconds(first - started), TextLayout.seconds(last - started),
-                    String(r["first_packet"] as Int64)]
-        }
-        return TextLayout.table(["COUNT", "REASON", "LOCATION", "NETFILTER", "IFACE", "NETNS", "FIRST", "LAST", "PACKET"],
-                                table, right: [0, 6, 7])
-    }
-}
-
-// MARK: sql
-
-extension Analysis {
-    /// Runs one read-only query and renders it as a table, CSV or a JSON array of objects.
-    public func sqlReport(_ query: String, format: OutputFormat) throws -> String {
-        var text = ""
-        let sink = TextSink { text += $0 }
-        try sqlReport(query, format: format, to: sink)
-        sink.flush()
-        return text
-    }
-
-    /// Rows a table is laid out from before it streams: later rows keep these column widths.
-    public static let tableLayoutRows = 10_000
-
-    /// Runs one read-only query and writes it to `sink` as rows arrive: CSV and JSON stream; a table
-    /// takes its column widths from the first `tableLayoutRows` rows.
-    public func sqlReport(_ query: String, format: OutputFormat, to sink: TextSink) throws {
-        do {
-            try db.read { db in
-                let statement = try db.makeStatement(sql: query)
-                let columns = statement.columnNames
-                let cursor = try Row.fetchCursor(statement)
-                switch format {
-                case .json:
-                    sink.append("[")
-                    var first = true
-                    while let row = try cursor.next() {
-                        let object = JSON.object(zip(columns, row.databaseValues).map { ($0, JSON($1)) })
-                        sink.append { out in
-                            if !first { out += "," }
-                            object.write(into: &out)
-                        }
-                        first = false
-                    }
-                    sink.append("]\n")
-                case .csv:
-                    sink.append { TextLayout.csvLine(columns, into: &$0) }
-                    while let row = try cursor.next() {
-                        let cells = Array(row.databaseValues.map(TextLayout.cell))
-                        sink.append { TextLayout.csvLine(cells, into: &$0) }
-                    }
-                case .table, .text:
-                    var head: [[String]] = []
-                    var more = false
-                    while let row = try cursor.next() {
-                        head.append(Array(row.databaseValues.map(TextLayout.cell)))
-                        if head.count == Analysis.tableLayoutRows { more = true; break }
-                    }
-                    let widths = TextLayout.tableWidths(columns, head)
-                    for cells in [columns] + head { sink.append { TextLayout.tableLine(cells, widths: widths, into: &$0) } }
-                    head = []
-                    guard more else { return }
-                    while let row = try cursor.next() {
-                        let cells = Array(row.databaseValues.map(TextLayout.cell))
-                        sink.append { TextLayout.tableLine(cells, widths: widths, into: &$0) }
-                    }
-                }
-            }
-        } catch let error as DatabaseError {
-            var why = error.message ?? "\(error.resultCode)"
-            if error.resultCode == .SQLITE_READONLY || why.contains("readonly") || why.contains("query_only") {
-                why += " (skbtrail sql only reads: the analysis and the bundle cannot be changed)"
-            }
-            throw AnalysisError.query(why)
-        }
-    }
-}

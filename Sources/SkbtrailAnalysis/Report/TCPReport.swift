@@ -19,7 +19,7 @@ public struct TCPOptions: Sendable {
     public init() {}
 }
 
-extension Analysis {
+extension AnalysisDatabase {
     /// `skbtrail tcp`: per connection, its state changes, RTT (min, median, max, histogram), cwnd,
     /// retransmissions, resets with their reasons, and segments seen, from the tcp_connection and
     /// tcp_sample views.
@@ -34,7 +34,7 @@ extension Analysis {
         if let id = options.connection { conds.append("id = ?"); args.append(id) }
         if !options.listeners && options.connection == nil { conds.append("NOT (rport = 0 AND raddr IN ('0.0.0.0', '::'))") }
         let whereSQL = conds.isEmpty ? "" : "WHERE " + conds.joined(separator: " AND ")
-        return try db.read { db in
+        return try reader.read { db in
             let conns = try Row.fetchAll(db, sql: "SELECT * FROM tcp_connection \(whereSQL) ORDER BY id", arguments: StatementArguments(args))
             var out = ""
             if conns.isEmpty && !options.json {
@@ -52,11 +52,11 @@ extension Analysis {
                 let retrans = samples.filter { ($0["kind"] as String) == "retransmit" }
                 let resets = samples.filter { ["send_reset", "receive_reset"].contains($0["kind"] as String) }
                 if options.json {
-                    out += Analysis.connectionJSON(c, states: states, retrans: retrans, resets: resets, histogram: histogram,
+                    out += AnalysisDatabase.connectionJSON(c, states: states, retrans: retrans, resets: resets, histogram: histogram,
                                                    samples: options.samples ? samples : nil).text + "\n"
                     continue
                 }
-                out += Analysis.connectionText(c, states: states, retrans: retrans, resets: resets, histogram: histogram)
+                out += AnalysisDatabase.connectionText(c, states: states, retrans: retrans, resets: resets, histogram: histogram)
                 if options.samples {
                     let rows = samples.map { s -> [String] in
                         let t: Int64 = s["t_ns"]

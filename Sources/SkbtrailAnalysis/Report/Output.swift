@@ -87,8 +87,36 @@ public indirect enum JSON: Equatable {
     }
 }
 
+/// Output format of the report commands.
+public enum OutputFormat: String, CaseIterable, Sendable {
+    case text, json, table, csv
+}
+
 /// Text layouts shared by the commands.
 public enum TextLayout {
+    /// Rows as lines of columns, each cell padded to its column's widest plus two spaces, after
+    /// `indent`; trailing spaces trimmed.
+    public static func aligned(_ rows: [[String]], indent: String) -> [String] {
+        guard let n = rows.map(\.count).max() else { return [] }
+        var widths = [Int](repeating: 0, count: n)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        let pad = String(repeating: " ", count: indent.count)
+        return rows.map { r in
+            var line = pad
+            for (i, c) in r.enumerated() {
+                line += c
+                if i < r.count - 1 { line += String(repeating: " ", count: widths[i] - c.count + 2) }
+            }
+            while line.hasSuffix(" ") { line.removeLast() }
+            return line
+        }
+    }
+
+    /// `aligned` as one text, a line each.
+    public static func align(_ rows: [[String]], indent: String) -> String {
+        aligned(rows, indent: indent).map { $0 + "\n" }.joined()
+    }
+
     /// Columns padded to their widest cell, two spaces apart; `right` columns are right-aligned.
     public static func table(_ header: [String], _ rows: [[String]], right: Set<Int> = []) -> String {
         let widths = tableWidths(header, rows)
@@ -203,6 +231,15 @@ public final class TextSink {
     public func append(_ body: (inout String) -> Void) {
         body(&buffer)
         if buffer.utf8.count >= 1 << 16 { flush() }
+    }
+
+    /// What `body` writes into a sink, as one text (for tests and small outputs).
+    public static func collect(_ body: (TextSink) throws -> Void) rethrows -> String {
+        var text = ""
+        let sink = TextSink { text += $0 }
+        try body(sink)
+        sink.flush()
+        return text
     }
 
     public func flush() {

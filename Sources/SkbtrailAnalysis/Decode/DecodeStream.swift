@@ -1,0 +1,148 @@
+import Foundation
+import GRDB
+import SkbtrailBundle
+import SkbtrailEvents
+
+/// The decode's state while records stream through in time order: the packets alive, the writers of
+/// the event, packet, NAT and TCP tables, and what the clone inference needs at the end.
+final class DecodeStream {
+    /// A freed packet stays open this long (recording time) for a net_dev_xmit that fires after the
+    /// driver freed the skb inside ndo_start_xmit (microseconds later).
+    private static let closeDelay: UInt64 = 10_000_000
+
+    let db: Database
+    let names: BundleNames
+    let lost: LostEvents
+    let texts = TextCache()
+    let times = DecodeTiming()
+    private let events: EventRows
+    private let packets: PacketRows
+    private let tcp: TCPRows
+
+    /// Records released so far (the id of the latest).
+    private(set) var released = 0
+    private(set) var packetCount = 0
+    private(set) var reordered = 0
+    /// Records held by live packets.
+    private(set) var heldEvents = 0
+    private var latestTs: UInt64 = 0
+    /// Packets still open when the stream ended (their free was not traced).
+    private(set) var openPackets = 0
+
+    private var open: [UInt64: PacketLife] = [:]
+    private var lastClosed: [UInt64: PacketLife] = [:]
+    /// Freed packets waiting out `closeDelay`, in free order.
+    private var closing: [PacketLife] = []
+    private var closingHead = 0
+    private var summaries: [CloneInference.Summary] = []
+
+    init(db: Database, names: BundleNames, lost: LostEvents) throws {
+        self.db = db
+        self.names = names
+        self.lost = lost
+        events = try EventRows(db, names: names, texts: texts)
+        packets = try PacketRows(db)
+        tcp = try TCPRows(db, texts: texts)
+    }
+
+    /// Takes the next record in time order: assigns it to its packet and writes it.
+    func release(_ record: DecodedRecord) throws {
+        released += 1
+        let id = released
+        let e = record.ev
+        if e.ts < latestTs { reordered += 1 } else { latestTs = e.ts }
+        while closingHead < closing.count, closing[closingHead].freeTs &+ DecodeStream.closeDelay < e.ts {
+            let p = closing[closingHead]
+            closingHead += 1
+            if lastClosed[p.skb] === p { lastClosed[p.skb] = nil }
+            try timedFinish(p)
+        }
+        if closingHead > 4096 && closingHead * 2 > closing.count {
+            closing.removeFirst(closingHead)
+            closingHead = 0
+        }
+
+        var packet: PacketLife?
+        if e.skb != 0 {
+            let p: PacketLife
+            let current = open[e.skb]
+            var isOpen = true  // p is the address's open packet
+            if let q = current, !PacketLives.startsNewLife(e, lastProbe: q.lastProbe, head: q.head) {
+                p = q
+            } else if current == nil, e.role == .transmitted, let q = lastClosed[e.skb] {
+                // net_dev_xmit fires after the driver took the skb; it may have been freed already
+                p = q
+                isOpen = false
+            } else {
+                if let q = current {
+                    // nothing can join it any more: the address now names the new packet
+                    q.superseded = true
+                    try timedFinish(q)
+                }
+                packetCount += 1
+                p = PacketLife(id: packetCount, skb: e.skb)
+                summaries.append(CloneInference.Summary())
+                open[e.skb] = p
+            }
+            p.append(record, id: Int32(id))
+            heldEvents += 1
+            if isOpen, e.role.endsLife {
+                open[e.skb] = nil
+                lastClosed[e.skb] = p
+                p.freeIndex = p.records.count - 1
+                p.freeTs = e.ts
+                closing.append(p)
+            }
+            packet = p
+        }
+        var t = times.now()
+        try events.write(id, record, packet: packet?.id, step: packet?.records.count ?? 0)
+        try tcp.add(id, record, packet: packet)
+        times.add(&times.rows, since: &t)
+    }
+
+    /// Ends the stream: writes the packets still open, the clone trees and the per-probe counts.
+    func finish() throws {
+        for p in closing[closingHead...] where !p.records.isEmpty { try finish(p) }
+        closing = []
+        openPackets = open.count
+        for p in open.values.sorted(by: { $0.id < $1.id }) where !p.records.isEmpty { try finish(p) }
+        open = [:]
+        lastClosed = [:]
+
+        let (parent, why) = CloneInference.infer(summaries)
+        let edge = try RowWriter<CloneColumn>(db)
+        let link = try db.makeStatement(sql: "UPDATE pkt SET parent_id = ?, clone_inferred = 1 WHERE id = ?")
+        for (i, q) in parent.enumerated() where q >= 0 {
+            edge.int(.parent_id, Int(q) + 1); edge.int(.child_id, i + 1); edge.int(.inferred, 1); edge.text(.why, why[i] ?? "")
+            try edge.run()
+            try link.execute(arguments: [Int(q) + 1, i + 1])
+        }
+
+        let counts = try RowWriter<ProbeEventsColumn>(db)
+        for c in events.probeCounts {
+            counts.int(.probe, c.probe); counts.int(.family, c.family.map(Int64.init)); counts.int(.hook, c.hook.map(Int64.init))
+            counts.text(.name, c.name); counts.int(.events, c.n)
+            try counts.run()
+        }
+        try tcp.finish()
+    }
+
+    private func timedFinish(_ p: PacketLife) throws {
+        var t = times.now()
+        try finish(p)
+        times.add(&times.packets, since: &t)
+    }
+
+    /// Writes a packet whose life ended (its row, its NAT rewrites), keeps its clone summary and lets
+    /// its records go.
+    private func finish(_ p: PacketLife) throws {
+        guard !p.records.isEmpty else { return }
+        let outcome = PacketFate.outcome(p.records, freeIndex: p.freeIndex, superseded: p.superseded, names: names, lost: lost)
+        try packets.write(p, outcome, NatRewrites.of(p.records))
+        summaries[p.id - 1] = CloneInference.summary(p.records)
+        heldEvents -= p.records.count
+        p.records = []
+        p.ids = []
+    }
+}

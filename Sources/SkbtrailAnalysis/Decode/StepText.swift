@@ -1,0 +1,111 @@
+import SkbtrailBundle
+import SkbtrailEvents
+
+/// The words of a step: the probe-specific part of a record ("rc 0", "NO_SOCKET at tcp_v4_rcv+0x1a2"),
+/// conntrack tuples, task names.
+enum StepText {
+    /// "TCP 10.0.0.1:80 > 10.0.0.2:4000", "ICMP 10.0.0.1 > 10.0.0.2 id 7".
+    static func tuple(_ t: st_ct_tuple) -> String {
+        let v6 = t.l3num == 10
+        let src = IPAddress(kernelBytes: t.src, v6: v6), dst = IPAddress(kernelBytes: t.dst, v6: v6)
+        let sport = UInt16(bigEndian: t.sport), dport = UInt16(bigEndian: t.dport)
+        let proto = PacketHeaders.protoName(t.protonum, v6: v6)
+        switch t.protonum {
+        case 6, 17, 132, 136:
+            let a = v6 ? "[\(src.text)]" : src.text, b = v6 ? "[\(dst.text)]" : dst.text
+            return "\(proto) \(a):\(sport) > \(b):\(dport)"
+        case 1, 58:
+            return "\(proto) \(src.text) > \(dst.text) id \(sport)"
+        default:
+            return "\(proto) \(src.text) > \(dst.text)"
+        }
+    }
+
+    /// The task name, up to its NUL.
+    static func comm(_ c: st_event) -> String {
+        var t = c.comm
+        return withUnsafeBytes(of: &t) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// The probe-specific part of a step, by the record's argument kind.
+    static func detail(_ e: st_event, names: BundleNames) -> String {
+        let info = ProbeTable.info(Int(e.probe))
+        switch info?.args ?? .none {
+        case .free:
+            let a = e.args.free
+            guard info?.role == .free else {
+                return a.location == 0 ? "" : "at \(names.symbolText(a.location))"
+            }
+            let reason = names.dropReasonName(a.reason)
+            var s = "\(reason) at \(names.symbolText(a.location))"
+            if PacketFate.droppedInNetfilter(e, reasonName: names.dropReason[Int64(a.reason)] ?? "") {
+                s += " (netfilter \(KernelNames.family(Int(a.nf_pf))) \(KernelNames.hook(Int(a.nf_hook))), \(KernelNames.tablePhrase(KernelNames.tableAfter(bracket: Int(a.nf_bracket)))))"
+            }
+            return s
+        case .device:
+            let d = e.args.dev
+            switch info?.role {
+            case .transmitted?: return "rc \(d.rc)"
+            case .xdp?: return "\(KernelNames.xdpAction(Int(d.rc))) prog \(d.prog_id)"
+            case .qdisc?:
+                var k = d.kind
+                let kind = withUnsafeBytes(of: &k) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                return "\(kind) \(String(d.handle >> 16, radix: 16)):\(String(d.handle & 0xFFFF, radix: 16)) qlen \(d.qlen)"
+            default: return ""
+            }
+        case .misc:
+            let a = e.args.misc
+            switch e.probeID {
+            case ST_P_SKB_COPY_DATAGRAM_IOVEC: return "len \(a.a)"
+            case ST_P_ICMP_SEND: return "type \(a.a) code \(a.b)"
+            default: return ""
+            }
+        case .socket:
+            let s = e.args.sock
+            var text = sock(s)
+            switch e.probeID {
+            case ST_P_UDP_FAIL_QUEUE_RCV_SKB:
+                text += " rc \(Int32(bitPattern: s.reason))"
+            case ST_P_INET_SOCK_SET_STATE:
+                text += " \(KernelNames.tcpState(Int(s.oldstate))) -> \(KernelNames.tcpState(Int(s.state)))"
+            case ST_P_TCP_SEND_RESET:
+                text += " \(KernelNames.tcpState(Int(s.state))) reason \(names.rstReason[Int64(s.reason)] ?? String(s.reason))"
+            case ST_P_SOCK_RCVQUEUE_FULL:
+                text += " rmem \(s.reason) rcvbuf \(s.rcvbuf)"
+            case ST_P_TCP_PROBE, ST_P_TCP_RETRANSMIT_SKB:
+                text += " \(KernelNames.tcpState(Int(s.state))) cwnd \(s.snd_cwnd) srtt \(s.srtt_us >> 3)us retrans \(s.total_retrans)"
+            default:
+                text += " \(KernelNames.tcpState(Int(s.state)))"
+            }
+            return text
+        case .route:
+            let r = e.args.route
+            let v6 = r.family == 10
+            if info?.role == .route {
+                return "table \(r.table) \(IPAddress(kernelBytes: r.saddr, v6: v6).text) > \(IPAddress(kernelBytes: r.daddr, v6: v6).text) err \(r.err) oif \(r.oif) iif \(r.iif)"
+            }
+            var s = "\(IPAddress(kernelBytes: r.daddr, v6: v6).text) \(KernelNames.nudState(Int(r.nud_state)))"
+            if e.probeID == ST_P_NEIGH_EVENT_SEND_DEAD { s += " rc \(r.err)" }
+            return s
+        case .netfilter:
+            let nf = e.args.nf
+            var s = "\(KernelNames.family(Int(nf.pf))) \(KernelNames.hook(Int(nf.hook))) \(nf.priority)"
+            if nf.bracket > 0 { s += " changed by \(KernelNames.tableAfter(bracket: Int(nf.bracket) - 1))" }
+            if nf.in_ifindex != 0 { s += " in \(names.ifname(netns: e.netns, ifindex: nf.in_ifindex))" }
+            if nf.out_ifindex != 0 { s += " out \(names.ifname(netns: e.netns, ifindex: nf.out_ifindex))" }
+            if e.has(ST_F_CT) { s += " ct \(KernelNames.ctInfo(Int(nf.ctinfo)))" }
+            if e.mark != 0 { s += " mark 0x\(String(e.mark, radix: 16))" }
+            return s
+        case .none:
+            return ""
+        }
+    }
+
+    /// "10.0.0.1:80 > 10.0.0.2:4000" for a socket's addresses, "sk" when it has none.
+    static func sock(_ s: st_args_sock) -> String {
+        guard s.family == 2 || s.family == 10 else { return "sk" }
+        let v6 = s.family == 10
+        let a = IPAddress(kernelBytes: s.saddr, v6: v6).text, b = IPAddress(kernelBytes: s.daddr, v6: v6).text
+        return v6 ? "[\(a)]:\(s.sport) > [\(b)]:\(s.dport)" : "\(a):\(s.sport) > \(b):\(s.dport)"
+    }
+}

@@ -1,0 +1,83 @@
+/// Which packets are clones of which, inferred from shared data heads (no tracepoint fires on skb_clone).
+enum CloneInference {
+    /// What the inference needs of a packet, kept for every packet until the end of the decode.
+    struct Summary: Equatable {
+        var firstTs: UInt64 = 0
+        var lastTs: UInt64 = 0
+        /// The first data head its records carry (0: none), and the last bytes hash seen with it.
+        var head: UInt64 = 0
+        var lastHash: UInt64 = 0
+        /// The first bytes hash of any of its records with a head.
+        var firstHash: UInt64 = 0
+        /// The heads after the first, in order of appearance, each with its last bytes hash.
+        var moreHeads: [(head: UInt64, lastHash: UInt64)] = []
+
+        static func == (a: Summary, b: Summary) -> Bool {
+            a.firstTs == b.firstTs && a.lastTs == b.lastTs && a.head == b.head && a.lastHash == b.lastHash
+                && a.firstHash == b.firstHash && a.moreHeads.elementsEqual(b.moreHeads, by: { $0 == $1 })
+        }
+    }
+
+    /// The summary of a packet with `records` (in order).
+    static func summary(_ records: [DecodedRecord]) -> Summary {
+        var s = Summary(firstTs: records.first?.ev.ts ?? 0, lastTs: records.last?.ev.ts ?? 0)
+        var heads: [(head: UInt64, lastHash: UInt64)] = []
+        for r in records where r.ev.head != 0 {
+            if let i = heads.firstIndex(where: { $0.head == r.ev.head }) {
+                if r.bytesHash != 0 { heads[i].lastHash = r.bytesHash }
+            } else {
+                heads.append((r.ev.head, r.bytesHash))
+            }
+            if r.bytesHash != 0 && s.firstHash == 0 { s.firstHash = r.bytesHash }
+        }
+        if let h = heads.first {
+            s.head = h.head
+            s.lastHash = h.lastHash
+            s.moreHeads = Array(heads.dropFirst())
+        }
+        return s
+    }
+
+    /// Packets sharing a data head are clones when their lives overlap, or when one starts after the
+    /// other ended with the same packet bytes (the head cannot be reused while a clone holds it, so a
+    /// clone read later, e.g. by an AF_PACKET socket, still points at it). The earliest is the parent;
+    /// a parent that is itself a clone gives its root, so trees are one level per inference.
+    /// Returns the parent index of each packet (-1: none) and, for each clone, why.
+    static func infer(_ packets: [Summary]) -> (parent: [Int32], why: [Int: String]) {
+        struct Group { var root: Int; var maxLast: UInt64; var lastHash: UInt64 }
+        var groups: [UInt64: Group] = [:]
+        var parent = [Int32](repeating: -1, count: packets.count)
+        var why: [Int: String] = [:]
+        for p in 0..<packets.count {
+            let s = packets[p]
+            guard s.head != 0 else { continue }
+            for (h, lastHash) in [(s.head, s.lastHash)] + s.moreHeads.map({ ($0.head, $0.lastHash) }) {
+                if var g = groups[h] {
+                    if g.root != p && parent[p] < 0 && h == s.head {
+                        if s.firstTs <= g.maxLast {
+                            parent[p] = Int32(g.root)
+                            why[p] = "shares data head \(String(h, radix: 16)) while the parent lives"
+                        } else if s.firstHash != 0 && s.firstHash == g.lastHash {
+                            parent[p] = Int32(g.root)
+                            why[p] = "shares data head \(String(h, radix: 16)) and its bytes after the parent was freed"
+                        } else {
+                            g.root = p  // the buffer was reused: a new group
+                        }
+                    }
+                    g.maxLast = max(g.maxLast, s.lastTs)
+                    if lastHash != 0 { g.lastHash = lastHash }
+                    groups[h] = g
+                } else {
+                    groups[h] = Group(root: p, maxLast: s.lastTs, lastHash: lastHash)
+                }
+            }
+        }
+        for p in 0..<packets.count {
+            var root = Int(parent[p])
+            var steps = 0
+            while root >= 0, parent[root] >= 0, steps < 64 { root = Int(parent[root]); steps += 1 }
+            if root >= 0 { parent[p] = Int32(root) }
+        }
+        return (parent, why)
+    }
+}

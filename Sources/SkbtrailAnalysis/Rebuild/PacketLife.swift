@@ -1,0 +1,64 @@
+import SkbtrailBundle
+import SkbtrailEvents
+
+/// One packet (the life of one sk_buff address) while its records arrive.
+final class PacketLife {
+    let id: Int
+    let skb: UInt64
+    var records: [DecodedRecord] = []
+    /// Event ids (time-order ranks, from 1) of `records`.
+    var ids: [Int32] = []
+    /// Index into `records` of the free that ended its life, -1 while none.
+    var freeIndex = -1
+    var freeTs: UInt64 = 0
+    /// The address came back as a new sk_buff before this one's free was seen.
+    var superseded = false
+    /// Probe of the latest record.
+    var lastProbe = 0
+    /// skb->head at the latest record that had one.
+    var head: UInt64 = 0
+    /// Its TCP window was written (tcp_win holds the first step that has the field).
+    var windowSeen = false
+
+    init(id: Int, skb: UInt64) {
+        self.id = id
+        self.skb = skb
+        records.reserveCapacity(8)
+        ids.reserveCapacity(8)
+    }
+
+    /// Takes the record with event id `id`.
+    func append(_ record: DecodedRecord, id: Int32) {
+        records.append(record)
+        ids.append(id)
+        if record.ev.head != 0 { head = record.ev.head }
+        lastProbe = Int(record.ev.probe)
+    }
+}
+
+/// When an skb address starts a new packet life.
+enum PacketLives {
+    /// Whether record `e`, at an address whose open packet last saw probe `lastProbe` with data head
+    /// `head` (0: none seen), is a new sk_buff rather than the next step of that packet.
+    ///
+    /// Only where a packet enters the stack (a receive, the device queue, the first bracket of local
+    /// output or prerouting) can a new life start: there, another data head means a new sk_buff whose
+    /// predecessor's free was not traced (TCP frees many skbs without a tracepoint). Whatever the head,
+    /// so does an entry its previous step cannot lead to: a receive after anything but a transmit, the
+    /// queue or XDP (a veth or loopback crossing follows a transmit), or local output after anything but
+    /// a device step (a tunnel sends its outer packet from the inner one's transmit).
+    static func startsNewLife(_ e: st_event, lastProbe: Int, head: UInt64) -> Bool {
+        let role = e.role
+        let firstBracket = role == .netfilter && e.args.nf.bracket == 0
+        let outputEntry = firstBracket && e.args.nf.hook == KernelNames.Hook.localOut.rawValue
+        let preroutingEntry = firstBracket && e.args.nf.hook == KernelNames.Hook.preRouting.rawValue
+        let deviceEntry = role == .receive || role == .queue
+        guard deviceEntry || outputEntry || preroutingEntry else { return false }
+        if e.head != 0 && head != 0 && e.head != head { return true }
+        let last = ProbeTable.role(lastProbe)
+        if role == .receive {
+            return !(last == .receive || last.isDeviceOutput || last == .xdp)
+        }
+        return last.isDeviceOutput ? false : outputEntry
+    }
+}

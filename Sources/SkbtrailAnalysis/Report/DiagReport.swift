@@ -1,0 +1,188 @@
+import Foundation
+import SkbtrailBundle
+import GRDB
+
+/// What `skbtrail diag` shows.
+public struct DiagOptions: Sendable {
+    /// Only packets (with their clones) that have a WARN or ERROR finding.
+    public var quiet = false
+    public var json = false
+    public var date = false
+    public init(quiet: Bool = false, json: Bool = false, date: Bool = false) {
+        self.quiet = quiet
+        self.json = json
+        self.date = date
+    }
+}
+
+/// One finding as the report shows it.
+struct Finding {
+    var packetID: Int64?
+    var eventID: Int64?
+    var level: String
+    var code: String
+    var rule: String
+    var message: String
+    var advice: String?
+    var confidence: String
+    var inferred: String?
+
+    init(_ row: Row) {
+        packetID = row["packet_id"]
+        eventID = row["event_id"]
+        level = row["level"]
+        code = row["code"]
+        rule = row["rule"]
+        message = row["message"]
+        advice = row["advice"]
+        confidence = row["confidence"]
+        inferred = row["inferred"]
+    }
+
+    var severity: Int { level == "ERROR" ? 3 : level == "WARN" ? 2 : 1 }
+
+    static func levelName(_ severity: Int) -> String { severity == 3 ? "ERROR" : severity == 2 ? "WARN" : "INFO" }
+
+    var json: JSON {
+        .object([
+            ("packet_id", .opt(packetID)), ("event_id", .opt(eventID)), ("level", .string(level)), ("code", .string(code)),
+            ("rule", .string(rule)), ("message", .string(message)), ("advice", .opt(advice)),
+            ("confidence", .string(confidence)), ("inferred", .opt(inferred)),
+        ])
+    }
+}
+
+extension AnalysisDatabase {
+    /// `skbtrail diag`: each packet's path with its findings, a diagnosis per packet, and a summary.
+    /// `diagnosis` is what `diagnose(userRules:)` returned: its findings are attached to `reader`.
+    public func diagReport(_ diagnosis: Diagnosis, filter: PacketFilter = PacketFilter(), options: DiagOptions = DiagOptions(),
+                           to sink: TextSink) throws {
+        let (cond, args) = try filter.sql()
+        try reader.read { db in
+            // Memory follows what is shown, not the recording: findings are read per shown packet, the
+            // summary is counted by SQLite.
+            let order = "ORDER BY event_id, severity DESC, id"
+            let global = try Row.fetchAll(db, sql: "SELECT * FROM finding WHERE packet_id IS NULL \(order)").map(Finding.init)
+            let selected = try Int64.fetchAll(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id",
+                                              arguments: StatementArguments(args))
+            let clones = try CloneTree(db)
+            let roots = clones.roots(selected)
+            let severe = options.quiet
+                ? Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT packet_id FROM findings.diag_finding WHERE level IN ('WARN', 'ERROR') AND packet_id IS NOT NULL"))
+                : []
+            let shown = roots.filter { !options.quiet || clones.tree($0).contains(where: severe.contains) }
+            let ofPacket = try db.makeStatement(sql: "SELECT * FROM finding WHERE packet_id = ? \(order)")
+            func findings(_ id: Int64) throws -> [Finding] { try Row.fetchAll(ofPacket, arguments: [id]).map(Finding.init) }
+
+            var fates: [(String, Int)] = []
+            for row in try Row.fetchAll(db, sql: "SELECT p.fate, count(*) AS n FROM pkt p WHERE \(cond) GROUP BY p.fate ORDER BY n DESC, p.fate",
+                                        arguments: StatementArguments(args)) {
+                fates.append((row["fate"], row["n"]))
+            }
+            // per code: the level of its worst finding and the count, worst and most frequent first
+            let scope = "(f.packet_id IS NULL OR f.packet_id IN (SELECT p.id FROM pkt p WHERE \(cond)))"
+            var codeList: [(code: String, level: String, count: Int)] = []
+            for row in try Row.fetchAll(db, sql: """
+                SELECT f.code, max(f.severity) AS severity, count(*) AS n FROM finding f WHERE \(scope)
+                GROUP BY f.code ORDER BY severity DESC, n DESC, f.code
+                """, arguments: StatementArguments(args)) {
+                codeList.append((row["code"], Finding.levelName(row["severity"]), row["n"]))
+            }
+            var levelCounts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT f.level, count(*) AS n FROM finding f WHERE \(scope) GROUP BY f.level",
+                                        arguments: StatementArguments(args)) {
+                levelCounts[row["level"]] = row["n"]
+            }
+            let renderer = PathRenderer(db, clones: clones, bootToUnixNs: bundle.recording.bootToUnixNs,
+                                        date: options.date, detail: false)
+
+            if options.json {
+                sink.append("{\"packets\":[")
+                for (i, id) in shown.enumerated() {
+                    let object = try renderer.json(id) { id in
+                        let mine = try findings(id)
+                        return [("level", .opt(mine.map(\.severity).max().map(Finding.levelName))),
+                                ("findings", .array(mine.map(\.json)))]
+                    }
+                    sink.append { out in
+                        if i > 0 { out += "," }
+                        object.write(into: &out)
+                    }
+                }
+                let rest = JSON.object([
+                    ("findings", .array(global.map(\.json))),
+                    ("summary", .object([
+                        ("packets", .int(Int64(selected.count))),
+                        ("shown", .int(Int64(shown.count))),
+                        ("fates", .object(fates.map { ($0.0, JSON.int(Int64($0.1))) })),
+                        ("codes", .array(codeList.map { .object([("code", .string($0.code)), ("level", .string($0.level)),
+                                                                  ("count", .int(Int64($0.count)))]) })),
+                    ])),
+                    ("rule_errors", .array(diagnosis.errors.map { .string($0.description) })),
+                ]).text
+                sink.append("]," + rest.dropFirst() + "\n")
+                return
+            }
+
+            for id in shown {
+                var byPacket: [Int64: [Finding]] = [:]
+                for t in clones.tree(id) { byPacket[t] = try findings(t) }
+                var byEvent: [Int64: [Finding]] = [:]
+                for f in byPacket.values.joined() { if let e = f.eventID { byEvent[e, default: []].append(f) } }
+                var out = ""
+                try renderer.text(id, mark: { packet in
+                    let level = byPacket[packet]?.map(\.severity).max().map(Finding.levelName)
+                    return level.map { $0 != "INFO" ? "  [\($0)]" : "" } ?? ""
+                }, notes: { event in
+                    (byEvent[event] ?? []).map { "^ \($0.level) \($0.code): \($0.message)" }
+                }, into: &out)
+                let treeFindings = clones.tree(id).flatMap { byPacket[$0] ?? [] }
+                    .sorted { ($0.severity, $1.packetID ?? 0) > ($1.severity, $0.packetID ?? 0) }
+                if !treeFindings.isEmpty {
+                    out += "  diagnosis:\n"
+                    for f in treeFindings where !options.quiet || f.severity >= 2 {
+                        out += AnalysisDatabase.findingLines(f, indent: "    ", showPacket: f.packetID != id)
+                    }
+                }
+                sink.append(out + "\n")
+            }
+            var out = ""
+            if shown.isEmpty {
+                out += options.quiet ? "no packet has a WARN or ERROR finding\n\n" : "no packets match\n\n"
+            }
+            let globalShown = global.filter { !options.quiet || $0.severity >= 2 }
+            if !globalShown.isEmpty {
+                out += "recording:\n"
+                for f in globalShown { out += AnalysisDatabase.findingLines(f, indent: "  ", showPacket: false) }
+                out += "\n"
+            }
+            out += "summary: \(selected.count) packet\(selected.count == 1 ? "" : "s")"
+            out += options.quiet ? ", \(shown.count) shown with a WARN or ERROR\n" : "\n"
+            out += "  fates: " + (fates.isEmpty ? "none" : fates.map { "\($0.0) \($0.1)" }.joined(separator: ", ")) + "\n"
+            out += "  findings: \(levelCounts["ERROR"] ?? 0) ERROR, \(levelCounts["WARN"] ?? 0) WARN, \(levelCounts["INFO"] ?? 0) INFO\n"
+            if !codeList.isEmpty {
+                out += TextLayout.align(codeList.map { [$0.level, $0.code, "\($0.count)"] }, indent: "    ")
+            }
+            for e in diagnosis.errors { out += "rule error: \(e.description)\n" }
+            sink.append(out)
+        }
+    }
+
+    /// `diagReport` as one text.
+    public func diagReport(_ diagnosis: Diagnosis, filter: PacketFilter = PacketFilter(), options: DiagOptions = DiagOptions()) throws -> String {
+        try TextSink.collect { try diagReport(diagnosis, filter: filter, options: options, to: $0) }
+    }
+
+    static func findingLines(_ f: Finding, indent: String, showPacket: Bool) -> String {
+        var s = "\(indent)\(f.level.padding(toLength: 5, withPad: " ", startingAt: 0)) \(f.code): "
+        if showPacket, let p = f.packetID { s += "[packet \(p)] " }
+        s += f.message + "\n"
+        if f.level == "ERROR" || f.level == "WARN", let advice = f.advice, !advice.isEmpty {
+            s += "\(indent)      fix: \(advice)\n"
+        }
+        if let inferred = f.inferred, f.confidence == "inferred" {
+            s += "\(indent)      confidence: inferred — \(inferred)\n"
+        }
+        return s
+    }
+}

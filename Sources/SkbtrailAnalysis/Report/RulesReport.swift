@@ -1,0 +1,64 @@
+import Foundation
+import GRDB
+
+extension Diagnosis {
+    /// `skbtrail rules`: every rule, what it needs, and (with a bundle) whether the bundle has it.
+    public static func rulesReport(userDirectory: String?, analysis: AnalysisDatabase?, json: Bool) throws -> String {
+        var (rules, errors) = try DiagnosisRule.all(userDirectory: userDirectory)
+        var status: [String: Row] = [:]
+        if let analysis {
+            let diagnosis = try analysis.diagnose(userRules: userDirectory)
+            errors = diagnosis.errors
+            rules = diagnosis.rules
+            for row in try analysis.reader.read({ try Row.fetchAll($0, sql: "SELECT * FROM findings.diag_rule") }) { status[row["source"]] = row }
+        } else {
+            // without a bundle, compile-check the user's rules on an empty analysis schema
+            errors += try Diagnosis.checkWithoutBundle(rules.filter { !$0.isBuiltin })
+        }
+        if json {
+            return JSON.array(rules.map { r in
+                var fields: [(String, JSON)] = [("id", .string(r.id)), ("level", .string(r.level)), ("title", .string(r.title)),
+                                                ("needs", .array(r.needs.map { .string($0) })), ("source", .string(r.source))]
+                if let s = status[r.source] {
+                    let missing: String = s["missing"] ?? ""
+                    fields += [("available", .bool(missing.isEmpty)), ("missing", .opt(missing.isEmpty ? nil : missing)),
+                               ("findings", .int(s["findings"])), ("error", .opt(s["error"] as String?))]
+                }
+                return .object(fields)
+            } + errors.filter { e in !rules.contains { $0.source == e.source } }.map { .object([("error", .string($0.description))]) }).text + "\n"
+        }
+        var rows: [[String]] = [analysis == nil ? ["ID", "LEVEL", "NEEDS", "TITLE"] : ["ID", "LEVEL", "NEEDS", "BUNDLE", "FOUND", "TITLE"]]
+        for r in rules {
+            var row = [r.id + (r.isBuiltin ? "" : " *"), r.level, r.needs.isEmpty ? "-" : r.needs.joined(separator: ",")]
+            if analysis != nil {
+                let s = status[r.source]
+                let missing: String = s?["missing"] ?? ""
+                let error: String? = s?["error"]
+                row += [error != nil ? "broken" : missing.isEmpty ? "ok" : "inferred", "\(s?["findings"] as Int64? ?? 0)"]
+            }
+            row.append(r.title)
+            rows.append(row)
+        }
+        var out = TextLayout.align(rows, indent: "")
+        if rules.contains(where: { !$0.isBuiltin }) { out += "* from \(userDirectory ?? "")\n" }
+        if analysis != nil {
+            for r in rules {
+                if let missing: String = status[r.source]?["missing"], !missing.isEmpty {
+                    out += "\(r.id): \(missing): its findings say what was inferred\n"
+                }
+            }
+        }
+        for e in errors { out += "rule error: \(e.description)\n" }
+        return out
+    }
+
+    /// Compiles rules against the analysis schema alone (no bundle), to report syntax errors by line.
+    static func checkWithoutBundle(_ rules: [DiagnosisRule]) throws -> [RuleError] {
+        guard !rules.isEmpty else { return [] }
+        let queue = try DatabaseQueue()
+        return try queue.write { db in
+            for file in AnalysisSchema.tables { try db.execute(sql: file.sql) }
+            return rules.compactMap { $0.check(db) }
+        }
+    }
+}
