@@ -84,9 +84,9 @@ let package = Package(
         ),
         .testTarget(
             name: "AnalyzerTests",
-            dependencies: ["SkbtrailAnalysis", "Analyzer"]
+            dependencies: ["SkbtrailAnalysis"]
         ),
-        .testTarget(name: "RecorderTests", dependencies: ["SkbtrailBundle", "SkbtrailAnalysis"]),
+        .testTarget(name: "RecorderTests", dependencies: ["SkbtrailBundle", "SkbtrailEvents"]),
     ],
     // Swift 5 mode: the recorder's signal handling and libbpf callbacks are C-style global state.
     swiftLanguageModes: [.v5]

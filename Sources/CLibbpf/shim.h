@@ -5,13 +5,6 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 
-/* Swift cannot call the variadic syscall(2); BPF_LINK_CREATE for netfilter links needs it
- * (Debian's libbpf 1.1 predates netfilter links). */
-static inline int skbtrail_bpf_syscall(int cmd, void *attr, unsigned int size)
-{
-	return (int)syscall(__NR_bpf, cmd, attr, size);
-}
-
 /* libbpf's print callback takes a va_list: format it here so Swift gets a plain string.
  * skbtrail_log_line is defined in Swift with @_cdecl. */
 #include <stdio.h>
@@ -117,12 +110,6 @@ static inline int skbtrail_nf_link_create(int prog_fd, unsigned int attach_type,
 	attr.s.priority = priority;
 	int fd = (int)syscall(__NR_bpf, 28 /* BPF_LINK_CREATE */, &attr, sizeof(attr));
 	return fd < 0 ? -errno : fd;
-}
-
-/* Values of one per-CPU u64 slot, summed per CPU into out[0..ncpu). Returns 0 on success. */
-static inline int skbtrail_percpu_u64(int map_fd, __u32 key, __u64 *out, int ncpu)
-{
-	return bpf_map_lookup_elem(map_fd, &key, out);
 }
 
 /* setns(fd, CLONE_NEWNET) without _GNU_SOURCE: netfilter hooks are per namespace, so the recorder

@@ -16,40 +16,23 @@ struct Recorder {
         guard geteuid() == 0 else {
             throw RecorderError("loading eBPF programs needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN): run it with sudo.")
         }
-        let snaplen = options.snaplen
         var filters = CaptureFilters(
             saddr: options.filters.saddr, daddr: options.filters.daddr, addr: options.filters.addr,
             sport: options.filters.sport, dport: options.filters.dport, port: options.filters.port,
             proto: options.filters.proto, netns: options.filters.netns, ifname: options.filters.ifname,
             pid: options.filters.pid)
         if let netns = filters.netns { filters.netnsInode = try CaptureFilters.resolveNetns(netns) }
-        let config = try filters.config(snaplen: snaplen, wakeupBytes: UInt32(options.ringSize << 20) / 4)
+        let config = try filters.config(snaplen: options.snaplen, wakeupBytes: UInt32(options.ringSize << 20) / 4)
 
         if options.check { return try check(config: config) }
 
-        // A probe is recorded when --probes names it or its group (or is absent), and --exclude-probes
-        // names neither. Netfilter brackets are the group "netfilter".
-        let include = options.probes.map { Set($0.split(separator: ",").map(String.init)) }
-        let exclude = Set((options.excludeProbes ?? "").split(separator: ",").map(String.init))
-        let selected: (_ name: String, _ group: String) -> Bool = { name, group in
-            let named = include.map { $0.contains(name) || $0.contains(group) } ?? true
-            return named && !exclude.contains(name) && !exclude.contains(group)
-        }
+        let selected = probeSelection()
         let pretend = Set((options.pretendMissing ?? "").split(separator: ",").map(String.init))
         let maxSize = try options.limits.maxSizeBytes()
 
         // The recording row first: a bundle is readable from its first committed chunk on.
-        let host = Kernel.uname()
         let rootInode = Kernel.inode(of: "/proc/1/ns/net")
-        let filtersJSON = String(decoding: (try? JSONEncoder().encode(filters)) ?? Data("{}".utf8), as: UTF8.self)
-        let commandJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: CommandLine.arguments)) ?? Data("[]".utf8), as: UTF8.self)
-        let recording = Recording(
-            formatVersion: BundleFormat.version, recorderVersion: recorderVersion, uuid: UUID().uuidString.lowercased(),
-            commandLine: commandJSON, filters: filtersJSON, host: host.host, kernelRelease: host.release,
-            kernelVersion: host.version, machine: host.machine, byteOrder: "little",
-            bootToUnixNs: Kernel.bootToUnixNs(), codec: options.zstdLevel == 0 ? "none" : SplitCodec.name,
-            codecLevel: options.zstdLevel, snaplen: snaplen, eventSize: BundleFormat.eventSize,
-            startedNs: Kernel.bootNs())
+        let recording = recordingRow(filters: filters)
 
         // The bundle first: an unwritable path fails before seconds of BPF loading. If loading fails,
         // the empty bundle goes.
@@ -86,14 +69,7 @@ struct Recorder {
         }
         defer { ring_buffer__free(ring) }
 
-        // Stop signals are caught from here on, even when the parent left them blocked.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig) { stopSignal = $0 }
-            sigaddset(&stopSignals, sig)
-        }
-        sigprocmask(SIG_UNBLOCK, &stopSignals, nil)
+        catchStopSignals()
 
         let attached = session.probes.filter(\.attached).count
         let failed = session.probes.count - attached
@@ -105,50 +81,34 @@ struct Recorder {
 
         let child = try options.command.isEmpty ? nil : spawn(options.command)
 
-        // The loop: drain the ring, check limits, keep the status line fresh.
-        let start = Date()
-        let status = StatusLine(enabled: !options.quiet)
-        var reason = ""
-        var lastRescan = Date()
-        var childStatus: Int32? = nil
-        while true {
-            let n = ring_buffer__poll(ring, 100)
-            if n < 0 && n != -EINTR {
-                throw RecorderError("reading the BPF ring buffer failed: \(String(cString: strerror(-n)))")
-            }
-            ring_buffer__consume(ring) // lazy wake-ups: data may wait without an epoll event
-            if stopSignal != 0 { reason = "signal \(signalName(stopSignal))"; break }
-            if let error = sink.error { reason = "write error: \(error)"; break }
-            if let d = options.limits.duration, Date().timeIntervalSince(start) >= d { reason = "duration \(d)s"; break }
-            if sink.limitReached { reason = "max events \(sink.maxEvents ?? 0)"; break }
-            if let maxSize, sink.committed.stored >= maxSize { reason = "max size \(options.limits.maxSize ?? "")"; break }
-            if let pid = child {
-                var st: Int32 = 0
-                if waitpid(pid, &st, WNOHANG) == pid {
-                    childStatus = st
-                    reason = exitDescription(st)
-                    break
-                }
-            }
-            if Date().timeIntervalSince(sink.lastFlush) >= 1 { sink.flush() }
-            if filters.netnsInode == nil, Date().timeIntervalSince(lastRescan) >= 1 {
-                lastRescan = Date()
-                for ns in Netns.all() { session.attachNetfilter(in: ns) }
-            }
-            status.update(events: sink.events, lost: session.lostPerCPU().values.reduce(0, +),
-                          stored: sink.committed.stored, raw: sink.rawBytes, elapsed: Date().timeIntervalSince(start))
-        }
-        if childStatus == nil && child != nil { reason += stopChild(child!) }
+        let stop = StopConditions(duration: options.limits.duration, maxEvents: sink.maxEvents,
+                                  maxSize: maxSize, maxSizeText: options.limits.maxSize, child: child)
+        var (reason, childStatus) = try recordingLoop(ring: ring, session: session, sink: sink, stop: stop,
+                                                      rescanNetns: filters.netnsInode == nil)
+        if childStatus == nil, let child { reason += stopChild(child) }
         // Events still in flight when the command exits: give the softirqs a moment, then detach.
         if childStatus != nil { _ = ring_buffer__poll(ring, 50) }
         session.detach()
         ring_buffer__consume(ring)
         sink.flush()
         sink.drain()
-        status.finish()
 
-        // The end of the recording: losses, symbols, the snapshot again, then a self-contained file.
-        // After a write error (a full disk) these are best effort: the committed chunks matter more.
+        let lost = try writeEnd(writer, session: session, sink: sink, reason: reason, netnsFilter: filters.netnsInode,
+                                startNamespaces: namespaces, rootInode: rootInode)
+        let totalLost = lost.values.reduce(0, +)
+        if !options.quiet {
+            let perEvent = sink.events > 0 ? Double(writer.storedBytes) / Double(sink.events) : 0
+            warn(String(format: "skbtrail-record: stopped (%@): %d events in %d chunks, %@ stored (%.1f B/event, %.1fx), %llu lost",
+                        reason, sink.events, writer.chunks, formatBytes(writer.storedBytes), perEvent,
+                        writer.storedBytes > 0 ? Double(writer.rawBytes) / Double(writer.storedBytes) : 0, totalLost))
+        }
+    }
+
+    /// The end of the recording: losses, symbols, the snapshot again, then a self-contained file. After a
+    /// write error (a full disk) these are best effort: the committed chunks matter more. Returns the
+    /// events lost per CPU.
+    func writeEnd(_ writer: BundleWriter, session: BPFSession, sink: ChunkSink, reason: String, netnsFilter: UInt32?,
+                  startNamespaces: [Netns], rootInode: UInt32?) throws -> [Int: UInt64] {
         let writeFailure = sink.error
         let lost = session.lostPerCPU().merging(sink.malformed) { $0 + $1 }
         do {
@@ -159,9 +119,9 @@ struct Recorder {
                 symbols.resolve(address).map { SymbolRow(address: address, name: $0.name, offset: $0.offset) }
             })
             var endNamespaces = Netns.all()
-            if let inode = filters.netnsInode { endNamespaces = endNamespaces.filter { $0.inode == inode } }
+            if let inode = netnsFilter { endNamespaces = endNamespaces.filter { $0.inode == inode } }
             var endSnapshot = MachineSnapshotter.take(phase: "end", namespaces: endNamespaces, rootInode: rootInode)
-            let known = Set(endSnapshot.netns.map(\.inode)).union(namespaces.map { Int64($0.inode) })
+            let known = Set(endSnapshot.netns.map(\.inode)).union(startNamespaces.map { Int64($0.inode) })
             for inode in sink.netnsSeen where !known.contains(Int64(inode)) {
                 endSnapshot.netns.append(NetnsRow(inode: Int64(inode), name: nil, isRoot: inode == rootInode))
             }
@@ -177,12 +137,57 @@ struct Recorder {
             throw RecorderError("writing \(options.output) failed: \(describe(writeFailure)). The bundle keeps the \(sink.committed.chunks) chunks committed before; analyze them with `skbtrail info \(options.output)`.")
         }
 
-        let totalLost = lost.values.reduce(0, +)
-        if !options.quiet {
-            let perEvent = sink.events > 0 ? Double(writer.storedBytes) / Double(sink.events) : 0
-            warn(String(format: "skbtrail-record: stopped (%@): %d events in %d chunks, %@ stored (%.1f B/event, %.1fx), %llu lost",
-                        reason, sink.events, writer.chunks, formatBytes(writer.storedBytes), perEvent,
-                        writer.storedBytes > 0 ? Double(writer.rawBytes) / Double(writer.storedBytes) : 0, totalLost))
+        return lost
+    }
+
+    /// Which probes to record: those --probes names, by name or group (all when it is absent), that
+    /// --exclude-probes does not. Netfilter brackets are the group "netfilter".
+    func probeSelection() -> (_ name: String, _ group: String) -> Bool {
+        let include = options.probes.map { Set($0.split(separator: ",").map(String.init)) }
+        let exclude = Set((options.excludeProbes ?? "").split(separator: ",").map(String.init))
+        return { name, group in
+            let named = include.map { $0.contains(name) || $0.contains(group) } ?? true
+            return named && !exclude.contains(name) && !exclude.contains(group)
+        }
+    }
+
+    /// The bundle's `recording` row: what records, where, how.
+    func recordingRow(filters: CaptureFilters) -> Recording {
+        let host = Kernel.uname()
+        let filtersJSON = String(decoding: (try? JSONEncoder().encode(filters)) ?? Data("{}".utf8), as: UTF8.self)
+        let commandJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: CommandLine.arguments)) ?? Data("[]".utf8), as: UTF8.self)
+        return Recording(
+            formatVersion: BundleFormat.version, recorderVersion: recorderVersion, uuid: UUID().uuidString.lowercased(),
+            commandLine: commandJSON, filters: filtersJSON, host: host.host, kernelRelease: host.release,
+            kernelVersion: host.version, machine: host.machine, byteOrder: BundleFormat.hostByteOrder,
+            bootToUnixNs: Kernel.bootToUnixNs(), codec: options.zstdLevel == 0 ? "none" : SplitCodec.name,
+            codecLevel: options.zstdLevel, snaplen: options.snaplen, eventSize: BundleFormat.eventSize,
+            startedNs: Kernel.bootNs())
+    }
+
+    /// Drains the ring buffer into `sink` until a stop condition holds; keeps the status line fresh and,
+    /// unless a namespace filter pins one, attaches netfilter brackets in namespaces that appear.
+    /// Returns why it stopped, and the command's wait status when its exit was the reason.
+    func recordingLoop(ring: OpaquePointer, session: BPFSession, sink: ChunkSink, stop: StopConditions,
+                       rescanNetns: Bool) throws -> (reason: String, childStatus: Int32?) {
+        let start = Date()
+        let status = StatusLine(enabled: !options.quiet)
+        defer { status.finish() }
+        var lastRescan = Date()
+        while true {
+            let n = ring_buffer__poll(ring, 100)
+            if n < 0 && n != -EINTR {
+                throw RecorderError("reading the BPF ring buffer failed: \(String(cString: strerror(-n)))")
+            }
+            ring_buffer__consume(ring) // lazy wake-ups: data may wait without an epoll event
+            if let why = stop.reached(sink: sink, elapsed: Date().timeIntervalSince(start)) { return why }
+            if Date().timeIntervalSince(sink.lastFlush) >= 1 { sink.flush() }
+            if rescanNetns, Date().timeIntervalSince(lastRescan) >= 1 {
+                lastRescan = Date()
+                for ns in Netns.all() { session.attachNetfilter(in: ns) }
+            }
+            status.update(events: sink.events, lost: session.lostPerCPU().values.reduce(0, +),
+                          stored: sink.committed.stored, raw: sink.rawBytes, elapsed: Date().timeIntervalSince(start))
         }
     }
 
@@ -244,11 +249,48 @@ struct Recorder {
         waitpid(pid, &st, 0)
         return "; command killed"
     }
+}
 
-    func exitDescription(_ status: Int32) -> String {
-        let sig = status & 0x7f
-        return sig == 0 ? "command exited \((status >> 8) & 0xff)" : "command killed by \(signalName(sig))"
+/// When a recording stops: a signal, a write error, its duration, its event or size limit, or the end
+/// of the command it runs.
+struct StopConditions {
+    var duration: Double?
+    var maxEvents: Int?
+    var maxSize: Int?
+    var maxSizeText: String?
+    var child: pid_t?
+
+    /// Why the recording should stop now (and the command's wait status when it ended), or nil.
+    func reached(sink: ChunkSink, elapsed: Double) -> (reason: String, childStatus: Int32?)? {
+        if stopSignal != 0 { return ("signal \(signalName(stopSignal))", nil) }
+        if let error = sink.error { return ("write error: \(error)", nil) }
+        if let duration, elapsed >= duration { return ("duration \(duration)s", nil) }
+        if sink.limitReached { return ("max events \(maxEvents ?? 0)", nil) }
+        if let maxSize, sink.committed.stored >= maxSize { return ("max size \(maxSizeText ?? "")", nil) }
+        if let child {
+            var st: Int32 = 0
+            if waitpid(child, &st, WNOHANG) == child { return (exitDescription(st), st) }
+        }
+        return nil
     }
+}
+
+/// Catches SIGINT, SIGTERM and SIGHUP from here on into `stopSignal`, even when the parent left them
+/// blocked (swift-testing's threads do).
+func catchStopSignals() {
+    var stopSignals = sigset_t()
+    sigemptyset(&stopSignals)
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        signal(sig) { stopSignal = $0 }
+        sigaddset(&stopSignals, sig)
+    }
+    sigprocmask(SIG_UNBLOCK, &stopSignals, nil)
+}
+
+/// A command's wait status in words.
+func exitDescription(_ status: Int32) -> String {
+    let sig = status & 0x7f
+    return sig == 0 ? "command exited \((status >> 8) & 0xff)" : "command killed by \(signalName(sig))"
 }
 
 /// A write error in words: SQLite's "database or disk is full" becomes "the disk is full".
@@ -272,47 +314,4 @@ func warn(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
-func formatBytes(_ n: Int) -> String {
-    let units = ["B", "KiB", "MiB", "GiB"]
-    var value = Double(n)
-    var unit = 0
-    while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
-    return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
-}
-
-/// The live status line: rewritten in place on a terminal, a line every 5 s otherwise.
-final class StatusLine {
-    private let enabled: Bool
-    private let tty = isatty(2) != 0
-    private var last = Date.distantPast
-    private var lastEvents = 0
-    private var lastTime = Date()
-    private var rate = 0.0
-    private var shown = false
-
-    init(enabled: Bool) { self.enabled = enabled }
-
-    func update(events: Int, lost: UInt64, stored: Int, raw: Int, elapsed: Double) {
-        guard enabled else { return }
-        let now = Date()
-        let interval = tty ? 0.5 : 5.0
-        guard now.timeIntervalSince(last) >= interval else { return }
-        let dt = now.timeIntervalSince(lastTime)
-        if dt > 0 { rate = Double(events - lastEvents) / dt }
-        lastEvents = events
-        lastTime = now
-        last = now
-        let text = String(format: "%.0fs  %d events  %.0f/s  %llu lost  %@ written", elapsed, events, rate, lost, formatBytes(stored))
-        if tty {
-            FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
-            shown = true
-        } else {
-            warn("skbtrail-record: \(text)")
-        }
-    }
-
-    func finish() {
-        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}
 #endif

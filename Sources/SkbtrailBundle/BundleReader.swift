@@ -48,6 +48,22 @@ public final class BundleReader {
         if recording.formatVersion > BundleFormat.version {
             throw BundleError.tooNew(path, found: recording.formatVersion, supported: BundleFormat.version)
         }
+        try BundleReader.checkLayout(recording, path: path)
+    }
+
+    /// Refuses a recording whose records this build cannot read: a format version it never wrote, records
+    /// of another size than `struct st_event` of that version, or another byte order than this machine's.
+    /// (A format 2 reader would upgrade format 1 here, step by step: docs/bundle-format.md.)
+    static func checkLayout(_ r: Recording, path: String) throws {
+        guard r.formatVersion >= 1 else {
+            throw BundleError.damaged(path, "recording.format_version is \(r.formatVersion); skbtrail bundles start at version 1")
+        }
+        guard r.eventSize == BundleFormat.eventSize else {
+            throw BundleError.damaged(path, "recording.event_size is \(r.eventSize) bytes; format \(r.formatVersion) records are \(BundleFormat.eventSize)")
+        }
+        guard r.byteOrder == BundleFormat.hostByteOrder else {
+            throw BundleError.damaged(path, "its records are \(r.byteOrder)-endian (recording.byte_order) and this machine is \(BundleFormat.hostByteOrder)-endian; skbtrail does not convert them yet")
+        }
     }
 
     static func reason(_ error: Error) -> String {
@@ -172,6 +188,6 @@ public final class BundleReader {
         let fm = FileManager.default
         let main = (try? fm.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
         let wal = (try? fm.attributesOfItem(atPath: path + "-wal")[.size] as? Int64) ?? 0
-        return (main ?? 0) + (wal ?? 0)
+        return main + wal
     }
 }

@@ -9,6 +9,9 @@ public enum BundleFormat {
     public static let applicationID: Int32 = 0x736B_6274
     /// Size of the fixed part of a record (`struct st_event`).
     public static let eventSize = MemoryLayout<st_event>.size
+    /// The byte order of this machine as `recording.byte_order` names it: records are in the recording
+    /// machine's order.
+    public static var hostByteOrder: String { 1.littleEndian == 1 ? "little" : "big" }
     /// The SQL that creates a bundle of `version`, from schema/bundle/.
     public static func schemaSQL(version: Int) -> String? {
         EmbeddedSchema.files["bundle/v\(version).sql"]

@@ -2,7 +2,7 @@
 -- This is a cache: it is rebuilt from the bundle whenever the analyzer's decoder changes. Its tables are
 -- private; the views in 2-views.sql are the documented interface (docs/sql.md).
 
--- Key/value facts about the decode: bundle path, cache key, decoder version, counts.
+-- Key/value facts about the decode: bundle path, cache key, whether it is complete, counts.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT

@@ -1,6 +1,6 @@
 -- TCP connections and their samples, decoded from the socket probes (tcp_probe, tcp_retransmit_skb,
 -- tcp_send_reset, tcp_receive_reset, tcp_bad_csum, inet_sock_set_state, sock_rcvqueue_full).
--- Tables are private (filled by TCPDecode.swift); the views tcp_sample and tcp_connection are the
+-- Tables are private (written by Sources/SkbtrailAnalysis/Decode/TCPRows.swift); the views tcp_sample and tcp_connection are the
 -- documented interface (docs/sql.md).
 
 -- One row per socket life: a struct sock address in a netns, from its first record to its close (an

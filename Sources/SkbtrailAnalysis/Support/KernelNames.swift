@@ -22,7 +22,7 @@ public enum KernelNames {
     }
 
     /// Netfilter hook numbers (enum nf_inet_hooks), as records carry them.
-    public enum Hook: UInt8 {
+    public enum Hook: UInt8, Sendable {
         case preRouting = 0, localIn, forward, localOut, postRouting
     }
 
