@@ -66,7 +66,7 @@ enum st_record_type {
 	X(TCP_RETRANSMIT_SKB, tcp_retransmit_skb, 20, tcp, TRACEPOINT, SOCK, SOCKET)               \
 	X(TCP_SEND_RESET, tcp_send_reset, 21, tcp, TRACEPOINT, SOCK, SOCKET)                       \
 	X(TCP_RECEIVE_RESET, tcp_receive_reset, 22, tcp, TRACEPOINT, SOCK, SOCKET)                 \
-	X(TCP_BAD_CSUM, tcp_bad_csum, 23, tcp, TRACEPOINT, SOCK, SOCKET)                           \
+	X(TCP_BAD_CSUM, tcp_bad_csum, 23, tcp, TRACEPOINT, NONE, SOCKET)                           \
 	X(TCP_PROBE, tcp_probe, 24, tcp, TRACEPOINT, SOCK, DELIVER)                                \
 	X(INET_SOCK_SET_STATE, inet_sock_set_state, 25, sock, TRACEPOINT, SOCK, SOCKET)            \
 	X(SOCK_RCVQUEUE_FULL, sock_rcvqueue_full, 26, sock, TRACEPOINT, SOCK, SOCKET)              \
