@@ -17,7 +17,9 @@ struct Diag: ParsableCommand {
     @Flag(name: [.customShort("q"), .long], help: "Only packets with a WARN or ERROR finding (nettrace's diag-quiet).") var quiet = false
     @Option(help: "A directory of extra rule files (*.sql, see docs/rules.md); a rule with a built-in id replaces it.") var rules: String?
     @Flag(help: "Wall-clock (UTC) times instead of times relative to the packet's first step.") var date = false
-    @Option(help: "Output format: text, or json (one document).") var format: TextOrJSON = .text
+    @Option(help: "Output format: text, or json (one document).") var format: OutputFormat = .text
+
+    func validate() throws { try format.require([.text, .json]) }
 
     func run() throws {
         try streaming { sink in
@@ -40,7 +42,9 @@ struct Rules: ParsableCommand {
     @Argument(help: "A bundle (.skbt): check the rules against it.") var file: String?
     @Option(help: "A directory of extra rule files (*.sql); broken ones are reported by file and line.") var rules: String?
     @Flag(name: .customLong("no-cache"), help: "Decode into a temporary file instead of the cache.") var noCache = false
-    @Option(help: "Output format: text or json.") var format: TextOrJSON = .text
+    @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+
+    func validate() throws { try format.require([.text, .json]) }
 
     func run() throws {
         try reporting {

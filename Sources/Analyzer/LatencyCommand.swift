@@ -22,9 +22,10 @@ struct Latency: ParsableCommand {
     var min: String?
     @Option(help: "At most this many packets listed (0: all).") var limit = 50
     @Flag(help: "Only the statistics, the histogram and the slowest hops; no packet list.") var summary = false
-    @Option(help: "Output format: text, or json (one object).") var format: TextOrJSON = .text
+    @Option(help: "Output format: text, or json (one object).") var format: OutputFormat = .text
 
     func validate() throws {
+        try format.require([.text, .json])
         if (from == nil) != (to == nil) {
             throw ValidationError("give both --from and --to (the two steps to measure between), or neither to measure each packet's lifetime.")
         }

@@ -50,8 +50,13 @@ func streaming(_ body: (TextSink) throws -> Void) throws {
     }
 }
 
-enum TextOrJSON: String, ExpressibleByArgument, CaseIterable {
-    case text, json
+extension OutputFormat: ExpressibleByArgument {
+    /// Refuses a format this command does not print.
+    func require(_ allowed: [OutputFormat]) throws {
+        guard allowed.contains(self) else {
+            throw ValidationError("--format \(rawValue): this command prints \(allowed.map(\.rawValue).joined(separator: " or ")).")
+        }
+    }
 }
 
 struct Info: ParsableCommand {
@@ -59,7 +64,9 @@ struct Info: ParsableCommand {
         abstract: "What was recorded: host, kernel, time span, events per probe, lost events, probes, sizes.")
 
     @OptionGroup var bundle: BundleOptions
-    @Option(help: "Output format: text or json.") var format: TextOrJSON = .text
+    @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+
+    func validate() throws { try format.require([.text, .json]) }
 
     func run() throws {
         try reporting { try bundle.open().infoReport(json: format == .json) }
@@ -112,7 +119,9 @@ struct Paths: ParsableCommand {
     @OptionGroup var filters: FilterOptions
     @Flag(help: "Wall-clock (UTC) times instead of times relative to the packet's first step.") var date = false
     @Flag(help: "Show CPU, pid, comm and skb address on each step.") var detail = false
-    @Option(help: "Output format: text, or json (one object per packet, one per line).") var format: TextOrJSON = .text
+    @Option(help: "Output format: text, or json (one object per packet, one per line).") var format: OutputFormat = .text
+
+    func validate() throws { try format.require([.text, .json]) }
 
     func run() throws {
         try streaming { sink in
@@ -127,15 +136,13 @@ struct Drops: ParsableCommand {
         abstract: "Dropped packets grouped by the kernel's drop reason, location, netfilter hook, interface and netns.")
 
     @OptionGroup var bundle: BundleOptions
-    @Option(help: "Output format: text, or json (one object per group, one per line).") var format: TextOrJSON = .text
+    @Option(help: "Output format: text, or json (one object per group, one per line).") var format: OutputFormat = .text
+
+    func validate() throws { try format.require([.text, .json]) }
 
     func run() throws {
         try reporting { try bundle.open().dropsReport(json: format == .json) }
     }
-}
-
-enum SQLFormat: String, ExpressibleByArgument, CaseIterable {
-    case table, csv, json
 }
 
 struct Sql: ParsableCommand {
@@ -145,7 +152,9 @@ struct Sql: ParsableCommand {
 
     @OptionGroup var bundle: BundleOptions
     @Argument(help: "The query; read from stdin when absent.") var query: String?
-    @Option(help: "Output format: table, csv or json.") var format: SQLFormat = .table
+    @Option(help: "Output format: table, csv or json.") var format: OutputFormat = .table
+
+    func validate() throws { try format.require([.table, .csv, .json]) }
 
     func run() throws {
         var text = query
@@ -156,7 +165,6 @@ struct Sql: ParsableCommand {
         guard let sql = text, !sql.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw ValidationError("no query: give one after the bundle, or on stdin.")
         }
-        let out: OutputFormat = format == .csv ? .csv : format == .json ? .json : .table
         try streaming { sink in
             let analysis = try bundle.open()
             // Findings are computed on first use: running every rule costs seconds on a large bundle.
@@ -164,7 +172,7 @@ struct Sql: ParsableCommand {
                 try analysis.diagnose()
             }
             // rows go out as they come: a query over every event needs no memory of its own
-            try analysis.sqlReport(sql, format: out, to: sink)
+            try analysis.sqlReport(sql, format: format, to: sink)
         }
     }
 }

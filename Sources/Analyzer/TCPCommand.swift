@@ -19,9 +19,10 @@ struct TCP: ParsableCommand {
     @Option(help: "Only this connection id.") var connection: Int?
     @Flag(help: "Also list every sample: tcp_probe, retransmission, reset, state change.") var samples = false
     @Flag(help: "Also show sockets that only listened.") var listeners = false
-    @Option(help: "Output format: text, or json (one object per connection, one per line).") var format: TextOrJSON = .text
+    @Option(help: "Output format: text, or json (one object per connection, one per line).") var format: OutputFormat = .text
 
     func validate() throws {
+        try format.require([.text, .json])
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port \(port) is not a port: give a number from 0 to 65535.")
         }
