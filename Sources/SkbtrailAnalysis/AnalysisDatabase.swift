@@ -24,6 +24,13 @@ enum AnalysisSchema {
     static var findingTables: [File] { files("findings/").filter { !$0.path.hasSuffix("views.sql") } }
     /// The `finding` and `rule` views, made on a reader's connection with the findings attached.
     static var findingViews: [File] { files("findings/").filter { $0.path.hasSuffix("views.sql") } }
+
+    /// Registers the virtual tables `ev` and `pkt` are made of: every connection to an analysis
+    /// database needs them before its first query.
+    static func registerTables(_ db: Database) throws {
+        try EventTable.register(db)
+        try PacketTable.register(db)
+    }
 }
 
 /// The one owner of a bundle's analysis database: it opens the bundle (read-only), finds or builds the
@@ -191,6 +198,7 @@ public final class AnalysisDatabase {
         do {
             let db = try DatabaseQueue(path: partial)
             try db.writeWithoutTransaction { db in
+                try AnalysisSchema.registerTables(db)
                 try db.execute(sql: "PRAGMA main.page_size = 65536")
                 try db.execute(sql: "PRAGMA main.journal_mode = OFF")
                 try db.execute(sql: "PRAGMA main.locking_mode = EXCLUSIVE")
@@ -226,7 +234,10 @@ public final class AnalysisDatabase {
     static func openReader(_ path: String) throws -> DatabaseQueue {
         var config = Configuration()
         config.readonly = true
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA query_only = 1") }
+        config.prepareDatabase { db in
+            try AnalysisSchema.registerTables(db)
+            try db.execute(sql: "PRAGMA query_only = 1")
+        }
         do {
             return try DatabaseQueue(path: path, configuration: config)
         } catch {

@@ -1,6 +1,42 @@
 import Foundation
 import GRDB
 
+/// The chunk codecs: `zstd-split` (the records' fixed headers reshuffled into byte planes, then zstd),
+/// `zstd`, `none` (docs/bundle-format.md).
+public enum ChunkCodec {
+    /// Decompresses a stored chunk into `buffer` (reused between calls, with `scratch`).
+    public static func decompress(_ data: Data, codec: String, rawSize: Int, into buffer: inout [UInt8], scratch: inout [UInt8],
+                                  chunk: Int64, path: String? = nil) throws {
+        do {
+            switch codec {
+            case "zstd":
+                try Zstd.decompress(data, expected: rawSize, into: &buffer)
+            case SplitCodec.name:
+                // the payload is the records plus an 8-byte prefix, reshuffled
+                try Zstd.decompress(data, expected: rawSize + 8, into: &scratch)
+                try SplitCodec.join(scratch, count: rawSize + 8, into: &buffer)
+            case "none":
+                guard data.count == rawSize else {
+                    throw BundleError.corruptChunk("stored \(data.count) bytes, the chunk row says \(rawSize)")
+                }
+                buffer = [UInt8](data)
+            default:
+                throw BundleError.corruptChunk("unknown codec \(codec)")
+            }
+        } catch BundleError.corruptChunk(let why) {
+            throw BundleError.corruptChunk(path.map { "\($0), chunk \(chunk): \(why)" } ?? "chunk \(chunk): \(why)")
+        }
+    }
+
+    /// The decompressed records of a stored chunk, and their length.
+    public static func decompress(_ data: Data, codec: String, rawSize: Int, chunk: Int64) throws -> ([UInt8], Int) {
+        var buffer: [UInt8] = []
+        var scratch: [UInt8] = []
+        try decompress(data, codec: codec, rawSize: rawSize, into: &buffer, scratch: &scratch, chunk: chunk)
+        return (buffer, rawSize)
+    }
+}
+
 /// Reads a bundle. Opens it read-only: analysis never writes into a recording.
 public final class BundleReader {
     public let path: String
@@ -92,35 +128,23 @@ public final class BundleReader {
     /// Streams every chunk, decompressed, in order. `body` gets the chunk, a buffer and its used length;
     /// the buffer is reused between calls.
     public func forEachChunk(_ body: (ChunkInfo, [UInt8], Int) throws -> Void) throws {
+        try forEachChunk { info, buffer, count, _, _ in try body(info, buffer, count) }
+    }
+
+    /// `forEachChunk`, with each chunk also as the bundle stores it: its codec and its bytes.
+    public func forEachChunk(_ body: (ChunkInfo, [UInt8], Int, String, Data) throws -> Void) throws {
         var buffer: [UInt8] = []
         var payload: [UInt8] = []
         try read { db in
             let rows = try Row.fetchCursor(db, sql: "SELECT id, first_ts, last_ts, records, raw_size, codec, data FROM chunk ORDER BY id")
             while let row = try rows.next() {
-                let info = ChunkInfo(id: row["id"], firstTs: row["first_ts"], lastTs: row["last_ts"], records: row["records"],
-                                     rawSize: row["raw_size"], storedSize: 0)
                 let data: Data = row["data"]
+                let info = ChunkInfo(id: row["id"], firstTs: row["first_ts"], lastTs: row["last_ts"], records: row["records"],
+                                     rawSize: row["raw_size"], storedSize: data.count)
                 let codec: String = row["codec"]
-                do {
-                    switch codec {
-                    case "zstd":
-                        try Zstd.decompress(data, expected: info.rawSize, into: &buffer)
-                    case SplitCodec.name:
-                        // the payload is the records plus an 8-byte prefix, reshuffled
-                        try Zstd.decompress(data, expected: info.rawSize + 8, into: &payload)
-                        try SplitCodec.join(payload, count: info.rawSize + 8, into: &buffer)
-                    case "none":
-                        guard data.count == info.rawSize else {
-                            throw BundleError.corruptChunk("stored \(data.count) bytes, the chunk row says \(info.rawSize)")
-                        }
-                        buffer = [UInt8](data)
-                    default:
-                        throw BundleError.corruptChunk("unknown codec \(codec)")
-                    }
-                } catch BundleError.corruptChunk(let why) {
-                    throw BundleError.corruptChunk("\(path), chunk \(info.id): \(why)")
-                }
-                try body(info, buffer, info.rawSize)
+                try ChunkCodec.decompress(data, codec: codec, rawSize: info.rawSize, into: &buffer, scratch: &payload,
+                                          chunk: info.id, path: path)
+                try body(info, buffer, info.rawSize, codec, data)
             }
         }
     }

@@ -24,6 +24,40 @@ public struct RecordWalker {
 
     public init() {}
 
+    /// What a walk carries from one chunk into the next: per CPU, the skb and packet bytes of its latest
+    /// record with bytes. Stored beside a chunk, it lets that chunk be walked alone, later.
+    public var carry: [UInt8] {
+        var out: [UInt8] = []
+        for (cpu, c) in carried.enumerated() {
+            guard let c else { continue }
+            var header = (UInt32(cpu), c.skb, UInt32(c.bytes.count))
+            withUnsafeBytes(of: &header.0) { out += $0 }
+            withUnsafeBytes(of: &header.1) { out += $0 }
+            withUnsafeBytes(of: &header.2) { out += $0 }
+            out += c.bytes
+        }
+        return out
+    }
+
+    /// A walker that goes on from the chunk whose `carry` this is (a damaged carry is ignored: records
+    /// that needed it get no bytes, and are counted as unresolved).
+    public init(carry: [UInt8]) {
+        var i = 0
+        while i + 16 <= carry.count {
+            let cpu = carry.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: i, as: UInt32.self)) }
+            let skb = carry.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: i + 4, as: UInt64.self) }
+            let n = carry.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: i + 12, as: UInt32.self)) }
+            i += 16
+            guard cpu < RecordWalker.maxCPUs, n <= carry.count - i else { break }
+            if cpu >= carried.count {
+                carried += Array(repeating: nil, count: cpu + 1 - carried.count)
+                recent += Array(repeating: nil, count: cpu + 1 - recent.count)
+            }
+            carried[cpu] = (skb, Array(carry[i..<(i + n)]))
+            i += n
+        }
+    }
+
     /// Calls `body` for every ST_REC_EVENT record in `bytes[0..<count]`, with its packet bytes: those
     /// stored after it, or for a record marked ST_F_SAME_BYTES the ones its CPU last stored for the skb.
     /// Walk a bundle's chunks in order with one walker.

@@ -29,14 +29,27 @@ public final class ZstdCompressor {
 }
 
 public enum Zstd {
-    /// Decompresses one frame. `expected` is the size the chunk row says; the frame must agree.
+    /// The largest frame skbtrail decompresses: a recorder chunk is at most 64 MiB (--chunk-size).
+    public static let maxFrame = 256 << 20
+
+    /// The decompressed size a frame records, or nil when it records none (or is not a frame).
+    public static func frameContentSize(_ raw: UnsafeRawBufferPointer) -> Int? {
+        let size = ZSTD_getFrameContentSize(raw.baseAddress, raw.count)
+        return size < UInt64.max - 1 && size <= UInt64(maxFrame) ? Int(size) : nil
+    }
+
+    /// Decompresses one frame. `expected` is the size the chunk row says; the frame must agree, and both
+    /// are checked before anything is allocated.
     public static func decompress(_ data: Data, expected: Int, into buffer: inout [UInt8]) throws {
-        if buffer.count < expected { buffer = [UInt8](repeating: 0, count: expected) }
+        guard expected >= 0, expected <= maxFrame else {
+            throw BundleError.corruptChunk("the chunk row says \(expected) bytes, more than the \(maxFrame >> 20) MiB a chunk can hold")
+        }
         let size = data.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
         // ZSTD_CONTENTSIZE_UNKNOWN / ERROR are the two largest UInt64 values.
-        guard size < UInt64.max - 1, Int(size) == expected else {
+        guard size < UInt64.max - 1, size == UInt64(expected) else {
             throw BundleError.corruptChunk("the zstd frame says \(size) bytes, the chunk row says \(expected)")
         }
+        if buffer.count < expected { buffer = [UInt8](repeating: 0, count: expected) }
         let got = data.withUnsafeBytes { src in
             buffer.withUnsafeMutableBytes { dst in
                 ZSTD_decompress(dst.baseAddress, expected, src.baseAddress, src.count)

@@ -44,100 +44,45 @@ CREATE TABLE probe_events (
     probe INTEGER NOT NULL, family INTEGER, hook INTEGER, name TEXT NOT NULL, events INTEGER NOT NULL
 );
 
--- One row per decoded record, in time order (id = rank by ts).
-CREATE TABLE ev (
-    id INTEGER PRIMARY KEY,
-    ts INTEGER NOT NULL,
-    probe INTEGER NOT NULL,
-    probe_name TEXT NOT NULL,
-    cpu INTEGER NOT NULL,
-    pid INTEGER NOT NULL,
-    tid INTEGER NOT NULL,
-    comm TEXT NOT NULL,
-    netns INTEGER NOT NULL,
-    ifindex INTEGER NOT NULL,
-    skb INTEGER NOT NULL,
-    head INTEGER NOT NULL,
-    len INTEGER NOT NULL,
-    mark INTEGER NOT NULL,
-    protocol INTEGER NOT NULL,
-    l3_from INTEGER NOT NULL,
-    flags INTEGER NOT NULL,
-    packet_id INTEGER,
-    step INTEGER,
-    l3 TEXT,
-    l4 INTEGER,
-    proto TEXT,
-    vlan INTEGER,
-    saddr TEXT,
-    daddr TEXT,
-    sport INTEGER,
-    dport INTEGER,
-    tcp_flags TEXT,
-    tcp_seq INTEGER,
-    tcp_ack INTEGER,
-    icmp_type INTEGER,
-    icmp_code INTEGER,
-    icmp_id INTEGER,
-    icmp_seq INTEGER,
-    ip_id INTEGER,
-    ttl INTEGER,
-    tunnel TEXT,
-    inner_tuple TEXT,
-    reason INTEGER,
-    location INTEGER,
-    nf_family INTEGER,
-    nf_hook INTEGER,
-    nf_bracket INTEGER,
-    nf_priority INTEGER,
-    nf_in_ifindex INTEGER,
-    nf_out_ifindex INTEGER,
-    ct_info INTEGER,
-    ct_status INTEGER,
-    ct_mark INTEGER,
-    ct_orig TEXT,
-    ct_reply TEXT,
-    rc INTEGER,
-    sk INTEGER,
-    sk_state INTEGER,
-    sk_oldstate INTEGER,
-    detail TEXT NOT NULL
+-- The records. They are not rows: the virtual table `ev` (module skbtrail_events,
+-- Sources/SkbtrailAnalysis/Decode/EventTable.swift) decodes them on demand from the bundle's chunks,
+-- copied here, with one row per record in time order (id = rank by ts) and the columns below. What the
+-- decode alone knows of a record is stored per chunk: its id, its packet and its step.
+--   id, ts, probe, probe_name, cpu, pid, tid, comm, netns, ifindex, skb, head, len, mark, protocol,
+--   l3_from, flags, packet_id, step, l3, l4, proto, vlan, saddr, daddr, sport, dport, tcp_flags, tcp_seq,
+--   tcp_ack, icmp_type, icmp_code, icmp_id, icmp_seq, ip_id, ttl, tunnel, inner_tuple, reason, location,
+--   nf_family, nf_hook, nf_bracket, nf_priority, nf_in_ifindex, nf_out_ifindex, ct_info, ct_status,
+--   ct_mark, ct_orig, ct_reply, rc, sk, sk_state, sk_oldstate, detail
+CREATE TABLE ev_chunk (
+    id           INTEGER PRIMARY KEY,  -- the bundle's chunk id
+    first_record INTEGER NOT NULL,     -- number of its first event record among all of them, from 0
+    records      INTEGER NOT NULL,     -- event records in it
+    codec        TEXT NOT NULL,
+    raw_size     INTEGER NOT NULL,
+    data         BLOB NOT NULL,        -- the chunk as the bundle stores it
+    carry        BLOB NOT NULL,        -- packet bytes earlier chunks left for it (RecordWalker.carry)
+    ids          BLOB NOT NULL,        -- per record, u32: its event id
+    packets      BLOB NOT NULL,        -- per record, u32: its packet id, 0 for none
+    steps        BLOB NOT NULL         -- per record, u32: its step in the packet, 0 for none
 );
+-- Record numbers by event id: block B holds those of ids B * 65536 + 1 and up, u32 each.
+CREATE TABLE ev_id (block INTEGER PRIMARY KEY, records BLOB NOT NULL);
+-- Event ids by probe name, ascending, u32 each, in blocks of at most 65536.
+CREATE TABLE ev_name (name TEXT NOT NULL, block INTEGER NOT NULL, ids BLOB NOT NULL, PRIMARY KEY (name, block));
+CREATE VIRTUAL TABLE ev USING skbtrail_events;
 
--- One row per packet (the life of one sk_buff address).
-CREATE TABLE pkt (
-    id INTEGER PRIMARY KEY,
-    skb INTEGER NOT NULL,
-    head INTEGER NOT NULL,
-    first_event INTEGER NOT NULL,
-    last_event INTEGER NOT NULL,
-    first_ts INTEGER NOT NULL,
-    last_ts INTEGER NOT NULL,
-    events INTEGER NOT NULL,
-    fate TEXT NOT NULL,
-    incomplete TEXT,
-    drop_reason INTEGER,
-    drop_reason_name TEXT,
-    drop_location INTEGER,
-    drop_symbol TEXT,
-    nf_family TEXT,
-    nf_hook TEXT,
-    nf_table TEXT,
-    end_netns INTEGER,
-    end_ifindex INTEGER,
-    l3 TEXT,
-    proto TEXT,
-    saddr TEXT,
-    daddr TEXT,
-    sport INTEGER,
-    dport INTEGER,
-    tuple TEXT,
-    parent_id INTEGER,
-    clone_inferred INTEGER,
-    forwarded INTEGER NOT NULL,
-    netns_count INTEGER NOT NULL,
-    nat_count INTEGER NOT NULL
-);
+-- One row per packet (the life of one sk_buff address), served by the virtual table `pkt` (module
+-- skbtrail_packets, Decode/PacketTable.swift) from packed segments of 4096 packets (PacketStore.swift):
+--   id, skb, head, first_event, last_event, first_ts, last_ts, events, fate, incomplete, drop_reason,
+--   drop_reason_name, drop_location, drop_symbol, nf_family, nf_hook, nf_table, end_netns, end_ifindex,
+--   l3, proto, saddr, daddr, sport, dport, tuple, parent_id, clone_inferred, forwarded, netns_count,
+--   nat_count, records (u32 per step: the record number of its event)
+-- parent_id and clone_inferred come from clone_edge.
+CREATE TABLE pkt_segment (id INTEGER PRIMARY KEY, packets INTEGER NOT NULL, data BLOB NOT NULL);
+-- Where each packet is: block B holds the entries of packet ids B * 65536 + 1 and up, u32 each:
+-- segment * 4096 + slot + 1, 0 for none.
+CREATE TABLE pkt_index (block INTEGER PRIMARY KEY, entries BLOB NOT NULL);
+CREATE VIRTUAL TABLE pkt USING skbtrail_packets;
 
 CREATE TABLE clone_edge (
     parent_id INTEGER NOT NULL,

@@ -11,8 +11,8 @@ SELECT r.uuid, r.format_version, r.recorder_version, r.host, r.kernel_release, r
        r.stop_reason,
        r.boot_to_unix_ns,
        (SELECT count(*) FROM bundle_chunk) AS chunks,
-       (SELECT count(*) FROM ev) AS events,
-       (SELECT count(*) FROM pkt) AS packets,
+       CAST((SELECT value FROM meta WHERE key = 'events') AS INTEGER) AS events,
+       CAST((SELECT value FROM meta WHERE key = 'packets') AS INTEGER) AS packets,
        CAST((SELECT value FROM meta WHERE key = 'unknown_records') AS INTEGER) AS unknown_records,
        (SELECT coalesce(sum(events), 0) FROM bundle_lost) AS lost_events
 FROM bundle_recording r;

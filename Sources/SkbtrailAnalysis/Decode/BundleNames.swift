@@ -1,3 +1,4 @@
+import GRDBSQLite
 import SkbtrailBundle
 import SkbtrailEvents
 
@@ -31,6 +32,44 @@ struct BundleNames {
             symbol[s.address] = s.offset == 0 ? s.name : "\(s.name)+0x\(String(s.offset, radix: 16))"
         }
         for i in try reader.interfaces() { ifname[i.netns << 32 | Int64(i.ifindex)] = i.name }
+    }
+
+    /// Reads them from the copies of the bundle's tables in an analysis database (`schema` of
+    /// `connection`), as the `ev` virtual table needs them.
+    init(connection: OpaquePointer, schema: String) throws {
+        let q = "\"\(schema.replacingOccurrences(of: "\"", with: "\"\""))\"."
+        func each(_ sql: String, _ row: (OpaquePointer) -> Void) throws {
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+                throw AnalysisError.message("reading the analysis database's names failed: \(String(cString: sqlite3_errmsg(connection)))")
+            }
+            defer { sqlite3_finalize(statement) }
+            while sqlite3_step(statement) == SQLITE_ROW { row(statement) }
+        }
+        func text(_ s: OpaquePointer, _ i: Int32) -> String? {
+            sqlite3_column_type(s, i) == SQLITE_NULL ? nil : String(cString: sqlite3_column_text(s, i))
+        }
+        func int(_ s: OpaquePointer, _ i: Int32) -> Int64? {
+            sqlite3_column_type(s, i) == SQLITE_NULL ? nil : sqlite3_column_int64(s, i)
+        }
+        try each("SELECT probe, name, family, hook FROM \(q)bundle_probe ORDER BY id") { s in
+            guard let p = int(s, 0).map(Int.init), let name = text(s, 1) else { return }
+            if ProbeTable.isNetfilterBracket(p), let f = int(s, 2), let h = int(s, 3) {
+                nfProbe[BundleNames.nfKey(probe: p, family: Int(f), hook: Int(h))] = name
+            } else if probe[p] == nil {
+                probe[p] = name
+            }
+        }
+        try each("SELECT value, name FROM \(q)bundle_drop_reason") { s in if let v = int(s, 0), let n = text(s, 1) { dropReason[v] = n } }
+        try each("SELECT value, name FROM \(q)bundle_rst_reason") { s in if let v = int(s, 0), let n = text(s, 1) { rstReason[v] = n } }
+        try each("SELECT address, name, offset FROM \(q)bundle_symbol") { s in
+            guard let a = int(s, 0), let n = text(s, 1) else { return }
+            let offset = int(s, 2) ?? 0
+            symbol[a] = offset == 0 ? n : "\(n)+0x\(String(offset, radix: 16))"
+        }
+        try each("SELECT netns, ifindex, name FROM \(q)bundle_interface") { s in
+            if let ns = int(s, 0), let i = int(s, 1), let n = text(s, 2) { ifname[ns << 32 | i] = n }
+        }
     }
 
     static func nfKey(probe: Int, family: Int, hook: Int) -> Int { probe | family << 8 | hook << 16 }

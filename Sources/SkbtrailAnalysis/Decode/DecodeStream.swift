@@ -15,7 +15,8 @@ final class DecodeStream {
     let lost: LostEvents
     let texts = TextCache()
     let times = DecodeTiming()
-    private let events: EventRows
+    private let probes: ProbeCounts
+    let store: EventStore
     private let packets: PacketRows
     private let tcp: TCPRows
 
@@ -40,8 +41,9 @@ final class DecodeStream {
         self.db = db
         self.names = names
         self.lost = lost
-        events = try EventRows(db, names: names, texts: texts)
-        packets = try PacketRows(db)
+        probes = ProbeCounts(names: names)
+        store = try EventStore(db)
+        packets = try PacketRows(db, texts: texts)
         tcp = try TCPRows(db, texts: texts)
     }
 
@@ -96,7 +98,9 @@ final class DecodeStream {
             packet = p
         }
         var t = times.now()
-        try events.write(id, record, packet: packet?.id, step: packet?.records.count ?? 0)
+        let attach = probes.add(e)
+        try store.released(record.number, id: id, packet: packet?.id ?? 0, step: packet?.records.count ?? 0, attach: attach,
+                           name: self.probes.counts[attach].name)
         try tcp.add(id, record, packet: packet)
         times.add(&times.rows, since: &t)
     }
@@ -110,17 +114,18 @@ final class DecodeStream {
         open = [:]
         lastClosed = [:]
 
+        try packets.finish()
+        // the clone trees: the pkt table's parent_id and clone_inferred come from these rows
         let (parent, why) = CloneInference.infer(summaries)
         let edge = try RowWriter<CloneColumn>(db)
-        let link = try db.makeStatement(sql: "UPDATE pkt SET parent_id = ?, clone_inferred = 1 WHERE id = ?")
         for (i, q) in parent.enumerated() where q >= 0 {
             edge.int(.parent_id, Int(q) + 1); edge.int(.child_id, i + 1); edge.int(.inferred, 1); edge.text(.why, why[i] ?? "")
             try edge.run()
-            try link.execute(arguments: [Int(q) + 1, i + 1])
         }
 
         let counts = try RowWriter<ProbeEventsColumn>(db)
-        for c in events.probeCounts {
+        try store.finish()
+        for c in probes.counts {
             counts.int(.probe, c.probe); counts.int(.family, c.family.map(Int64.init)); counts.int(.hook, c.hook.map(Int64.init))
             counts.text(.name, c.name); counts.int(.events, c.n)
             try counts.run()

@@ -41,6 +41,7 @@ public struct Decoder {
         let total = chunks.reduce(0) { $0 + $1.records }
         let lostPerCPU = try reader.lost()
         let lost = LostEvents(total: lostPerCPU.values.reduce(0, +), cpus: lostPerCPU.filter { $0.value > 0 }.keys.sorted())
+        try AnalysisSchema.registerTables(db)
         for file in AnalysisSchema.tables { try db.execute(sql: file.sql) }
         try MetadataCopy.copy(from: reader, into: db)
         try writeChunks(db, chunks)
@@ -69,9 +70,12 @@ public struct Decoder {
         }
         do {
             var t = times.now()
-            try reader.forEachChunk { info, buffer, count in
+            try reader.forEachChunk { info, buffer, count, codec, stored in
                 times.add(&times.read, since: &t)
                 var minTs = UInt64.max
+                let carry = walker.carry
+                let first = stream.store.records
+                var number = UInt32(truncatingIfNeeded: first)
                 try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
                     var hdr = HeaderTable.none
                     var hash: UInt64 = 0
@@ -81,10 +85,13 @@ public struct Decoder {
                             hash = HeaderTable.bytesHash(raw, limit: 64)
                         }
                     }
-                    pending.append(DecodedRecord(ev: ev, hdr: hdr, bytesHash: hash))
+                    pending.append(DecodedRecord(ev: ev, hdr: hdr, bytesHash: hash, number: number))
+                    number &+= 1
                     pendingTs.append(ev.ts)
                     minTs = min(minTs, ev.ts)
                 }
+                try stream.store.add(chunk: info.id, records: Int(number &- UInt32(truncatingIfNeeded: first)), codec: codec,
+                                     rawSize: info.rawSize, data: stored, carry: carry)
                 times.add(&times.walk, since: &t)
                 // Later chunks hold records reserved later; one older than this chunk's oldest
                 // would have waited in the kernel for the whole chunk (counted as reordered).

@@ -9,6 +9,9 @@ struct DecodedRecord {
     /// do), so each distinct byte string is parsed once.
     var hdr: HeaderBox
     var bytesHash: UInt64
+    /// Its number among the bundle's event records, in chunk order, from 0 (ev_chunk.first_record + its
+    /// index in the chunk).
+    var number: UInt32 = 0
 
     /// The role of its probe in a packet's life.
     var role: ProbeRole { ProbeTable.role(Int(ev.probe)) }

@@ -2,12 +2,11 @@ import GRDB
 import SkbtrailBundle
 import SkbtrailEvents
 
-/// The columns of `pkt`: one row per packet.
-enum PacketColumn: Int32, TableColumns {
-    static let table = "pkt"
+/// The columns of the `pkt` virtual table: one row per packet (PacketStore packs them).
+enum PacketColumn: Int32, CaseIterable {
     case id = 1, skb, head, first_event, last_event, first_ts, last_ts, events, fate, incomplete
     case drop_reason, drop_reason_name, drop_location, drop_symbol, nf_family, nf_hook, nf_table, end_netns, end_ifindex
-    case l3, proto, saddr, daddr, sport, dport, tuple, parent_id, clone_inferred, forwarded, netns_count, nat_count
+    case l3, proto, saddr, daddr, sport, dport, tuple, parent_id, clone_inferred, forwarded, netns_count, nat_count, records
 }
 
 /// The columns of `nat`: one row per rewrite.
@@ -35,14 +34,19 @@ enum ChunkColumn: Int32, TableColumns {
 
 /// Writes the rows of a finished packet: `pkt` and its `nat` rewrites.
 final class PacketRows {
-    private let packets: RowWriter<PacketColumn>
+    private let packets: PacketStore
     private let rewrites: RowWriter<NatColumn>
     private var natID = 0
+    private let texts: TextCache
 
-    init(_ db: Database) throws {
-        packets = try RowWriter(db)
+    init(_ db: Database, texts: TextCache) throws {
+        self.texts = texts
+        packets = try PacketStore(db)
         rewrites = try RowWriter(db)
     }
+
+    /// Writes the last packets (after every `write`).
+    func finish() throws { try packets.finish() }
 
     func write(_ p: PacketLife, _ o: PacketOutcome, _ nats: [NatRewrite]) throws {
         guard let first = p.records.first?.ev, let last = p.records.last?.ev else { return }
@@ -54,18 +58,21 @@ final class PacketRows {
         w.int(.drop_reason, o.dropReason); w.text(.drop_reason_name, o.dropReasonName)
         w.int(.drop_location, o.dropLocation.map { Int64(bitPattern: $0) }); w.text(.drop_symbol, o.dropSymbol)
         w.text(.nf_family, o.nfFamily); w.text(.nf_hook, o.nfHook); w.text(.nf_table, o.nfTable)
-        w.nonZero(.end_netns, o.endNetns); w.nonZero(.end_ifindex, o.endIfindex)
+        if o.endNetns != 0 { w.int(.end_netns, Int64(o.endNetns)) }; if o.endIfindex != 0 { w.int(.end_ifindex, Int64(o.endIfindex)) }
         if let h = o.tupleHeaders {
             w.text(.l3, h.l3 == .ipv4 ? "ipv4" : h.l3 == .ipv6 ? "ipv6" : "arp"); w.text(.proto, h.protoName)
-            w.nonEmpty(.saddr, h.src.text); w.nonEmpty(.daddr, h.dst.text)
+            let src = texts.address(h.src), dst = texts.address(h.dst)
+            if !src.isEmpty { w.text(.saddr, src) }; if !dst.isEmpty { w.text(.daddr, dst) }
             if h.hasPorts { w.int(.sport, Int(h.sport)); w.int(.dport, Int(h.dport)) }
-            w.text(.tuple, h.tupleText)
+            w.text(.tuple, texts.tuple(h))
         } else {
             w.text(.tuple, first.protocol == 0 ? "unknown" : "ethertype 0x" + String(UInt16(bigEndian: first.protocol), radix: 16))
         }
         // parent_id, clone_inferred: set by the clone inference at the end
         w.int(.forwarded, o.forwarded ? 1 : 0); w.int(.netns_count, o.netnsCount); w.int(.nat_count, nats.count)
-        try w.run()
+        var numbers = [UInt32](repeating: 0, count: p.records.count)
+        for i in p.records.indices { numbers[i] = p.records[i].number }
+        try numbers.withUnsafeBufferPointer { try w.add(id: p.id, records: $0) }
 
         let x = rewrites
         for n in nats {

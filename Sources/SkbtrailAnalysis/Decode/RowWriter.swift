@@ -66,6 +66,12 @@ final class RowWriter<Column: TableColumns> {
     /// Text, or NULL when empty.
     @inline(__always) func nonEmpty(_ column: Column, _ v: String) { if !v.isEmpty { text(column, v) } }
 
+    /// Bytes (SQLite copies them before this returns).
+    @inline(__always) func blob(_ column: Column, _ v: UnsafeRawBufferPointer) {
+        // a zero-length blob, not NULL, for no bytes
+        check(sqlite3_bind_blob(handle, column.rawValue, v.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(v.count), transient), column)
+    }
+
     /// Inserts the row bound since the last run; every column is NULL again afterwards.
     func run() throws {
         let rc = sqlite3_step(handle)

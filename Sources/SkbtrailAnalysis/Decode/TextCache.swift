@@ -15,6 +15,24 @@ final class TextCache {
     private var nfDetails: [NFKey: String] = [:]
     let tcpFlags: [String] = (0..<256).map { PacketHeaders.tcpFlagsText(UInt8($0)) }
 
+    /// The flow part of a tuple text: what `PacketHeaders.tupleText` depends on for TCP and UDP.
+    struct FlowKey: Hashable {
+        var l3: UInt8, l4: UInt8, flags: UInt8, vlan: UInt16
+        var src: IPAddress, dst: IPAddress, sport: UInt16, dport: UInt16
+    }
+    private var tuples4: [FlowKey: String] = [:]
+
+    /// `h.tupleText`, built once per flow (and TCP flags) for TCP and UDP packets, where a flood repeats it.
+    func tuple(_ h: PacketHeaders) -> String {
+        guard (h.l3 == .ipv4 || h.l3 == .ipv6), h.l4 == 6 || h.l4 == 17, !h.fragment, h.tunnel.isEmpty else { return h.tupleText }
+        let key = FlowKey(l3: h.l3.rawValue, l4: h.l4, flags: h.l4 == 6 ? h.tcpFlags : 0, vlan: h.vlan, src: h.src, dst: h.dst,
+                          sport: h.sport, dport: h.dport)
+        if let s = tuples4[key] { return s }
+        let s = h.tupleText
+        if tuples4.count < 1_000_000 { tuples4[key] = s }
+        return s
+    }
+
     func address(_ a: IPAddress) -> String {
         if a.family == 0 { return "" }
         if let s = addresses[a] { return s }

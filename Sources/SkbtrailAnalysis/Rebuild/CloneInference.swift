@@ -22,13 +22,16 @@ enum CloneInference {
     static func summary(_ records: [DecodedRecord]) -> Summary {
         var s = Summary(firstTs: records.first?.ev.ts ?? 0, lastTs: records.last?.ev.ts ?? 0)
         var heads: [(head: UInt64, lastHash: UInt64)] = []
-        for r in records where r.ev.head != 0 {
-            if let i = heads.firstIndex(where: { $0.head == r.ev.head }) {
-                if r.bytesHash != 0 { heads[i].lastHash = r.bytesHash }
-            } else {
-                heads.append((r.ev.head, r.bytesHash))
+        records.withUnsafeBufferPointer { r in
+            for i in r.indices where r[i].ev.head != 0 {
+                let head = r[i].ev.head, hash = r[i].bytesHash
+                if let k = heads.firstIndex(where: { $0.head == head }) {
+                    if hash != 0 { heads[k].lastHash = hash }
+                } else {
+                    heads.append((head, hash))
+                }
+                if hash != 0 && s.firstHash == 0 { s.firstHash = hash }
             }
-            if r.bytesHash != 0 && s.firstHash == 0 { s.firstHash = r.bytesHash }
         }
         if let h = heads.first {
             s.head = h.head

@@ -47,31 +47,34 @@ enum PacketFate {
         var out = PacketOutcome()
         var stage = Stage.none
         var netns: [UInt32] = []  // a packet crosses a few at most
-        for (i, r) in records.enumerated() {
-            let e = r.ev
-            if e.netns != 0 {
-                if !netns.contains(e.netns) { netns.append(e.netns) }
-                out.endNetns = e.netns
-                out.endIfindex = e.ifindex
-            }
-            if out.tupleHeaders == nil && r.hdr.value.l3 != .none { out.tupleHeaders = r.hdr.value }
-            if i == freeIndex { break }
-            switch e.role {
-            case .receive:
-                // received again after leaving a device: a veth or loopback crossing starts a new hop
-                if stage == .transmitted || stage == .forwarded { stage = .none }
-            case .deliver:
-                stage = .delivered
-            case .transmitted:
-                if e.args.dev.rc == 0 { stage = out.forwarded && stage == .forwarded ? .forwarded : .transmitted }
-            case .netfilter:
-                switch KernelNames.Hook(rawValue: e.args.nf.hook) {
-                case .localIn?: stage = .delivered
-                case .forward?: stage = .forwarded; out.forwarded = true
-                default: break
+        records.withUnsafeBufferPointer { r in
+            for i in r.indices {
+                // fields read through the buffer: a record is not copied
+                let ns = r[i].ev.netns
+                if ns != 0 {
+                    if !netns.contains(ns) { netns.append(ns) }
+                    out.endNetns = ns
+                    out.endIfindex = r[i].ev.ifindex
                 }
-            default:
-                break
+                if out.tupleHeaders == nil && r[i].hdr.value.l3 != .none { out.tupleHeaders = r[i].hdr.value }
+                if i == freeIndex { break }
+                switch ProbeTable.role(Int(r[i].ev.probe)) {
+                case .receive:
+                    // received again after leaving a device: a veth or loopback crossing starts a new hop
+                    if stage == .transmitted || stage == .forwarded { stage = .none }
+                case .deliver:
+                    stage = .delivered
+                case .transmitted:
+                    if r[i].ev.args.dev.rc == 0 { stage = out.forwarded && stage == .forwarded ? .forwarded : .transmitted }
+                case .netfilter:
+                    switch KernelNames.Hook(rawValue: r[i].ev.args.nf.hook) {
+                    case .localIn?: stage = .delivered
+                    case .forward?: stage = .forwarded; out.forwarded = true
+                    default: break
+                    }
+                default:
+                    break
+                }
             }
         }
         out.netnsCount = netns.count

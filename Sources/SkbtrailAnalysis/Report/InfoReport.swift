@@ -20,7 +20,7 @@ extension AnalysisDatabase {
         }
         let events: Int64 = counts.reduce(0) { $0 + ($1["events"] as Int64) }
         let unknown = try reader.read { try Int64.fetchOne($0, sql: "SELECT unknown_records FROM recording") } ?? 0
-        let packets = try reader.read { try Int64.fetchOne($0, sql: "SELECT count(*) FROM pkt") } ?? 0
+        let packets = try reader.read { try Int64.fetchOne($0, sql: "SELECT packets FROM recording") } ?? 0
         let startUnix = r.startedNs + r.bootToUnixNs
         let endNs = r.endedNs ?? chunks.map(\.lastTs).max()
         let duration = endNs.map { $0 - r.startedNs }

@@ -57,6 +57,7 @@ extension Diagnosis {
         guard !rules.isEmpty else { return [] }
         let queue = try DatabaseQueue()
         return try queue.write { db in
+            try AnalysisSchema.registerTables(db)
             for file in AnalysisSchema.tables { try db.execute(sql: file.sql) }
             return rules.compactMap { $0.check(db) }
         }
