@@ -7,7 +7,7 @@ import SkbtrailEvents
 /// The `ev` virtual table (module `skbtrail_events`): one row per record, in time order, with the columns
 /// of `EventColumn`, served by an `EventSource` from the chunks of the analysis database. Ways in:
 /// by `id`, by `packet_id` (a packet's steps, in order), by `probe_name`, or every record in time order.
-final class EventTable: VirtualTableKind, VirtualTable {
+final class EventTable: VirtualTable {
     static let moduleName = "skbtrail_events"
 
     enum Plan: Int32 {
@@ -21,28 +21,18 @@ final class EventTable: VirtualTableKind, VirtualTable {
         case name = 3
     }
 
-    let declaration = "CREATE TABLE x(" + EventColumn.allCases.map { String(describing: $0) }.joined(separator: ", ") + ")"
-    private let connection: OpaquePointer?
+    private let connection: OpaquePointer
     private let schema: String
     private var source: EventSource?
 
-    /// The module, before any table of it.
-    init() {
-        connection = nil
-        schema = ""
-    }
-
-    private init(connection: OpaquePointer, schema: String) {
+    init(connection: OpaquePointer, schema: String) {
         self.connection = connection
         self.schema = schema
     }
 
-    func table(connection: OpaquePointer, schema: String) -> VirtualTable { EventTable(connection: connection, schema: schema) }
-
     /// The records, read on first use (the schema is complete by then).
     func events() throws -> EventSource {
         if let source { return source }
-        guard let connection else { throw AnalysisError.message("internal: the event table has no connection") }
         let s = try EventSource(connection: connection, schema: schema)
         source = s
         return s
@@ -50,10 +40,19 @@ final class EventTable: VirtualTableKind, VirtualTable {
 
     /// Makes the module known to `db` (every connection that reads an analysis database).
     static func register(_ db: Database) throws {
-        try VirtualTables.register(moduleName, EventTable(), on: db)
+        try VirtualTables.register(moduleName, Module(), on: db)
     }
 
-    func bestIndex(_ info: UnsafeMutablePointer<sqlite3_index_info>) {
+    /// The module: its columns, and a table for each schema that declares one.
+    final class Module: VirtualTableKind {
+        private static let columns = "CREATE TABLE x(" + EventColumn.allCases.map { String(describing: $0) }.joined(separator: ", ") + ")"
+        override var declaration: String { Module.columns }
+        override func table(connection: OpaquePointer, schema: String) -> VirtualTable {
+            EventTable(connection: connection, schema: schema)
+        }
+    }
+
+    override func bestIndex(_ info: UnsafeMutablePointer<sqlite3_index_info>) {
         func col(_ c: EventColumn) -> Int32 { c.rawValue - 1 }
         var plan = Plan.scan
         if let i = VirtualTables.constraint(info, column: col(.id)) {
@@ -82,7 +81,7 @@ final class EventTable: VirtualTableKind, VirtualTable {
         info.pointee.idxNum = plan.rawValue
     }
 
-    func cursor() -> VirtualCursor { Cursor(table: self) }
+    override func cursor() -> VirtualCursor { Cursor(table: self) }
 
     final class Cursor: VirtualCursor {
         let table: EventTable
@@ -98,7 +97,7 @@ final class EventTable: VirtualTableKind, VirtualTable {
 
         init(table: EventTable) { self.table = table }
 
-        func filter(plan raw: Int32, value: OpaquePointer?) throws {
+        override func filter(plan raw: Int32, value: OpaquePointer?) throws {
             let source = try table.events()
             plan = Plan(rawValue: raw) ?? .scan
             position = 0
@@ -122,7 +121,7 @@ final class EventTable: VirtualTableKind, VirtualTable {
             try load()
         }
 
-        func next() throws {
+        override func next() throws {
             position += 1
             try load()
         }
@@ -149,10 +148,10 @@ final class EventTable: VirtualTableKind, VirtualTable {
             }
         }
 
-        var eof: Bool { chunk == nil }
-        var rowid: Int64 { chunk.map { Int64($0.ids[index]) } ?? 0 }
+        override var eof: Bool { chunk == nil }
+        override var rowid: Int64 { chunk.map { Int64($0.ids[index]) } ?? 0 }
 
-        func column(_ i: Int32, _ ctx: OpaquePointer) {
+        override func column(_ i: Int32, _ ctx: OpaquePointer) {
             guard let chunk, let column = EventColumn(rawValue: i + 1), let source = table.source else {
                 sqlite3_result_null(ctx)
                 return

@@ -31,6 +31,8 @@ enum PacketSegment {
     static let columns: [PacketColumn] = PacketColumn.allCases.filter { $0 != .records }
     static let textColumns: Set<PacketColumn> = [.fate, .incomplete, .drop_reason_name, .drop_symbol, .nf_family, .nf_hook,
                                                   .nf_table, .l3, .proto, .saddr, .daddr, .tuple]
+    /// Whether a column (by raw value) is text.
+    static let isText: [Bool] = (0...PacketColumn.allCases.count).map { raw in PacketColumn(rawValue: Int32(raw)).map(textColumns.contains) ?? false }
     /// Index entries per `pkt_index` block.
     static let indexBlock = 65536
 

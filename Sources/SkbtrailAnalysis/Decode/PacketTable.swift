@@ -12,7 +12,9 @@ final class PacketSource {
         var columns = 0
         var ids: [UInt32] = []
         var slots: [Int64] = []
-        var strings: [String] = []
+        /// The string area: each string's bytes, and where each ends.
+        var stringBytes: [UInt8] = []
+        var stringEnds: [Int] = []
         var offsets: [UInt32] = []
         var numbers: [UInt32] = []
         var lastUse = 0
@@ -123,22 +125,30 @@ final class PacketSource {
             guard need <= size else { throw damaged() }
             s.count = count
             s.columns = columns
-            s.ids = Array(UnsafeRawBufferPointer(rebasing: p[o..<(o + count * 4)]).bindMemory(to: UInt32.self))
+            func copy<T>(_ n: Int, at offset: Int, as: T.Type) -> [T] {
+                [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: p[offset..<(offset + n * MemoryLayout<T>.stride)]))
+                    initialized = n
+                }
+            }
+            s.ids = copy(count, at: o, as: UInt32.self)
             o += count * 4
-            s.slots = (0..<(count * columns)).map { p.loadUnaligned(fromByteOffset: o + $0 * 8, as: Int64.self) }
+            s.slots = copy(count * columns, at: o, as: Int64.self)
             o += count * columns * 8
             let end = o + stringBytes
+            s.stringBytes.reserveCapacity(stringBytes)
             while o + 4 <= end {
                 let n = u32(o)
                 o += 4
                 guard o + n <= end else { throw damaged() }
-                s.strings.append(String(decoding: UnsafeRawBufferPointer(rebasing: p[o..<(o + n)]), as: UTF8.self))
+                s.stringBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[o..<(o + n)]))
+                s.stringEnds.append(s.stringBytes.count)
                 o += n
             }
             o = end
-            s.offsets = (0...count).map { UInt32(u32(o + $0 * 4)) }
+            s.offsets = copy(count + 1, at: o, as: UInt32.self)
             o += (count + 1) * 4
-            s.numbers = (0..<numberCount).map { UInt32(u32(o + $0 * 4)) }
+            s.numbers = copy(numberCount, at: o, as: UInt32.self)
         }
     }
 
@@ -150,46 +160,80 @@ final class PacketSource {
         return Array(s.numbers[a..<b])
     }
 
-    /// The text of string `k` (1-based) of segment `s`.
-    func string(_ s: Segment, _ k: Int64) -> String? {
-        k >= 1 && k <= Int64(s.strings.count) ? s.strings[Int(k - 1)] : nil
+    /// The bytes of string `k` (1-based) of segment `s`, to `body`; false when there is none.
+    @discardableResult
+    func withString(_ s: Segment, _ k: Int64, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        guard k >= 1 && k <= Int64(s.stringEnds.count) else { return false }
+        let i = Int(k - 1)
+        let start = i == 0 ? 0 : s.stringEnds[i - 1]
+        s.stringBytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<s.stringEnds[i]])) }
+        return true
+    }
+
+    /// Column `c` of slot `slot` of `s` as text (nil for NULL or a column that is not text).
+    func text(_ s: Segment, _ slot: Int, _ c: PacketColumn) -> String? {
+        let k = slotOf[Int(c.rawValue)]
+        guard k >= 0 else { return nil }
+        var out: String?
+        withString(s, s.value(slot, k)) { out = String(decoding: $0, as: UTF8.self) }
+        return out
+    }
+
+    /// Column `c` of slot `slot` of `s` as an integer (nil for NULL).
+    func int(_ s: Segment, _ slot: Int, _ c: PacketColumn) -> Int64? {
+        let k = slotOf[Int(c.rawValue)]
+        guard k >= 0 else { return nil }
+        let v = s.value(slot, k)
+        return v == PacketSegment.null ? nil : v
+    }
+
+    /// Packet `id` as the path reports show it.
+    func record(_ id: Int64) throws -> PacketRecord? {
+        guard let (s, i) = try locate(id) else { return nil }
+        return PacketRecord(id: id, skb: int(s, i, .skb) ?? 0, firstTs: int(s, i, .first_ts) ?? 0, lastTs: int(s, i, .last_ts) ?? 0,
+                            fate: text(s, i, .fate) ?? "", incomplete: text(s, i, .incomplete),
+                            dropReason: text(s, i, .drop_reason_name), dropSymbol: text(s, i, .drop_symbol),
+                            nfFamily: text(s, i, .nf_family), nfHook: text(s, i, .nf_hook), nfTable: text(s, i, .nf_table),
+                            netns: int(s, i, .end_netns), l3: text(s, i, .l3), proto: text(s, i, .proto),
+                            saddr: text(s, i, .saddr), daddr: text(s, i, .daddr), sport: int(s, i, .sport), dport: int(s, i, .dport),
+                            tuple: text(s, i, .tuple), parent: parents[id], natCount: int(s, i, .nat_count) ?? 0)
     }
 }
 
 /// The `pkt` virtual table (module `skbtrail_packets`): one row per packet with the columns of
 /// `PacketColumn`, served by a `PacketSource`. Ways in: by `id`, or every packet in id order.
-final class PacketTable: VirtualTableKind, VirtualTable {
+final class PacketTable: VirtualTable {
     static let moduleName = "skbtrail_packets"
-    let declaration = "CREATE TABLE x(" + PacketColumn.allCases.map { String(describing: $0) }.joined(separator: ", ") + ")"
-    private let connection: OpaquePointer?
+    private let connection: OpaquePointer
     private let schema: String
     private var source: PacketSource?
 
-    init() {
-        connection = nil
-        schema = ""
-    }
-
-    private init(connection: OpaquePointer, schema: String) {
+    init(connection: OpaquePointer, schema: String) {
         self.connection = connection
         self.schema = schema
     }
 
-    func table(connection: OpaquePointer, schema: String) -> VirtualTable { PacketTable(connection: connection, schema: schema) }
-
     static func register(_ db: Database) throws {
-        try VirtualTables.register(moduleName, PacketTable(), on: db)
+        try VirtualTables.register(moduleName, Module(), on: db)
+    }
+
+    /// The module: its columns, and a table for each schema that declares one.
+    final class Module: VirtualTableKind {
+        private static let columns = "CREATE TABLE x(" + PacketColumn.allCases.map { String(describing: $0) }.joined(separator: ", ") + ")"
+        override var declaration: String { Module.columns }
+        override func table(connection: OpaquePointer, schema: String) -> VirtualTable {
+            PacketTable(connection: connection, schema: schema)
+        }
     }
 
     func packets() throws -> PacketSource {
         if let source { return source }
-        guard let connection else { throw AnalysisError.message("internal: the packet table has no connection") }
         let s = try PacketSource(connection: connection, schema: schema)
         source = s
         return s
     }
 
-    func bestIndex(_ info: UnsafeMutablePointer<sqlite3_index_info>) {
+    override func bestIndex(_ info: UnsafeMutablePointer<sqlite3_index_info>) {
         let id = PacketColumn.id.rawValue - 1
         if let i = VirtualTables.constraint(info, column: id) ?? VirtualTables.constraint(info, column: -1) {
             VirtualTables.use(info, i)
@@ -205,7 +249,7 @@ final class PacketTable: VirtualTableKind, VirtualTable {
         }
     }
 
-    func cursor() -> VirtualCursor { Cursor(table: self) }
+    override func cursor() -> VirtualCursor { Cursor(table: self) }
 
     final class Cursor: VirtualCursor {
         let table: PacketTable
@@ -216,7 +260,7 @@ final class PacketTable: VirtualTableKind, VirtualTable {
 
         init(table: PacketTable) { self.table = table }
 
-        func filter(plan: Int32, value: OpaquePointer?) throws {
+        override func filter(plan: Int32, value: OpaquePointer?) throws {
             let source = try table.packets()
             if plan == 1 {
                 let wanted = VirtualTables.integer(value) ?? 0
@@ -229,7 +273,7 @@ final class PacketTable: VirtualTableKind, VirtualTable {
             try load()
         }
 
-        func next() throws {
+        override func next() throws {
             id += 1
             try load()
         }
@@ -247,10 +291,10 @@ final class PacketTable: VirtualTableKind, VirtualTable {
             }
         }
 
-        var eof: Bool { segment == nil }
-        var rowid: Int64 { id }
+        override var eof: Bool { segment == nil }
+        override var rowid: Int64 { id }
 
-        func column(_ i: Int32, _ ctx: OpaquePointer) {
+        override func column(_ i: Int32, _ ctx: OpaquePointer) {
             guard let s = segment, let source = table.source, let column = PacketColumn(rawValue: i + 1) else {
                 sqlite3_result_null(ctx)
                 return
@@ -269,8 +313,11 @@ final class PacketTable: VirtualTableKind, VirtualTable {
                 let v = s.value(slot, k)
                 if v == PacketSegment.null {
                     sqlite3_result_null(ctx)
-                } else if PacketSegment.textColumns.contains(column) {
-                    if let t = source.string(s, v) { EventValues.text(ctx, t) } else { sqlite3_result_null(ctx) }
+                } else if PacketSegment.isText[Int(column.rawValue)] {
+                    let found = source.withString(s, v) { b in
+                        sqlite3_result_text(ctx, b.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(b.count), SQLITE_TRANSIENT_VALUE)
+                    }
+                    if !found { sqlite3_result_null(ctx) }
                 } else {
                     sqlite3_result_int64(ctx, v)
                 }

@@ -4,27 +4,29 @@ import GRDBSQLite
 
 /// A read-only SQLite virtual table written in Swift: the analysis database serves its records (`ev`)
 /// and packets (`pkt`) this way, from compact blobs, instead of a row per record or packet.
-protocol VirtualTableKind: AnyObject {
+/// (Classes, not protocols: the C callbacks run per row and column, and a cast to a protocol costs a
+/// dynamic conformance lookup each time.)
+class VirtualTableKind {
     /// `CREATE TABLE x(...)`: the columns.
-    var declaration: String { get }
+    var declaration: String { "" }
     /// A table of this kind in `schema` of `connection`.
-    func table(connection: OpaquePointer, schema: String) -> VirtualTable
+    func table(connection: OpaquePointer, schema: String) -> VirtualTable { fatalError("abstract") }
 }
 
-protocol VirtualTable: AnyObject {
+class VirtualTable {
     /// Chooses a plan (`info.idxNum`) for the constraints and order SQLite offers.
-    func bestIndex(_ info: UnsafeMutablePointer<sqlite3_index_info>)
-    func cursor() -> VirtualCursor
+    func bestIndex(_ info: UnsafeMutablePointer<sqlite3_index_info>) {}
+    func cursor() -> VirtualCursor { fatalError("abstract") }
 }
 
-protocol VirtualCursor: AnyObject {
+class VirtualCursor {
     /// Starts plan `plan` with the constraint value `value` (nil when the plan has none).
-    func filter(plan: Int32, value: OpaquePointer?) throws
-    func next() throws
-    var eof: Bool { get }
-    var rowid: Int64 { get }
+    func filter(plan: Int32, value: OpaquePointer?) throws {}
+    func next() throws {}
+    var eof: Bool { true }
+    var rowid: Int64 { 0 }
     /// Sets column `column` of the current row as the result of `ctx`.
-    func column(_ column: Int32, _ ctx: OpaquePointer)
+    func column(_ column: Int32, _ ctx: OpaquePointer) {}
 }
 
 /// Registration and the C callbacks shared by every kind. A table (cursor) is SQLite's struct followed
@@ -33,10 +35,10 @@ enum VirtualTables {
     /// Makes the module `name` known to `db` (once per connection).
     static func register(_ name: String, _ kind: VirtualTableKind, on db: Database) throws {
         guard let connection = db.sqliteConnection else { return }
-        let aux = Unmanaged.passRetained(kind as AnyObject).toOpaque()
+        let aux = Unmanaged.passRetained(kind).toOpaque()
         let rc = withUnsafePointer(to: &module) { m in
             sqlite3_create_module_v2(connection, name, m, aux) { p in
-                if let p { Unmanaged<AnyObject>.fromOpaque(p).release() }
+                if let p { Unmanaged<VirtualTableKind>.fromOpaque(p).release() }
             }
         }
         guard rc == SQLITE_OK else {
@@ -46,10 +48,6 @@ enum VirtualTables {
 
     private static let tableSize = MemoryLayout<sqlite3_vtab>.stride
     private static let cursorSize = MemoryLayout<sqlite3_vtab_cursor>.stride
-
-    private static func object(_ p: UnsafeMutableRawPointer, after size: Int) -> AnyObject {
-        Unmanaged<AnyObject>.fromOpaque(p.advanced(by: size).load(as: UnsafeMutableRawPointer.self)).takeUnretainedValue()
-    }
 
     private static func allocate(_ size: Int, holding object: AnyObject) -> UnsafeMutableRawPointer {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: size + MemoryLayout<UnsafeMutableRawPointer>.stride, alignment: 16)
@@ -64,13 +62,13 @@ enum VirtualTables {
     }
 
     private static func table(_ p: UnsafeMutablePointer<sqlite3_vtab>) -> VirtualTable {
-        // swiftlint:disable:next force_cast
-        object(UnsafeMutableRawPointer(p), after: tableSize) as! VirtualTable
+        Unmanaged<VirtualTable>.fromOpaque(UnsafeMutableRawPointer(p).advanced(by: tableSize).load(as: UnsafeMutableRawPointer.self))
+            .takeUnretainedValue()
     }
 
     private static func cursor(_ p: UnsafeMutablePointer<sqlite3_vtab_cursor>) -> VirtualCursor {
-        // swiftlint:disable:next force_cast
-        object(UnsafeMutableRawPointer(p), after: cursorSize) as! VirtualCursor
+        Unmanaged<VirtualCursor>.fromOpaque(UnsafeMutableRawPointer(p).advanced(by: cursorSize).load(as: UnsafeMutableRawPointer.self))
+            .takeUnretainedValue()
     }
 
     /// Reports `error` through the table's message (SQLite frees it) and returns SQLITE_ERROR.
@@ -146,8 +144,8 @@ enum VirtualTables {
     private static let connect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
                                                  UnsafeMutablePointer<UnsafeMutablePointer<sqlite3_vtab>?>?,
                                                  UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 = { db, aux, argc, argv, out, _ in
-        guard let db, let aux, let out, let argv, argc >= 2, let schemaName = argv[1],
-              let kind = Unmanaged<AnyObject>.fromOpaque(aux).takeUnretainedValue() as? VirtualTableKind else { return SQLITE_ERROR }
+        guard let db, let aux, let out, let argv, argc >= 2, let schemaName = argv[1] else { return SQLITE_ERROR }
+        let kind = Unmanaged<VirtualTableKind>.fromOpaque(aux).takeUnretainedValue()
         let rc = kind.declaration.withCString { sqlite3_declare_vtab(db, $0) }
         guard rc == SQLITE_OK else { return rc }
         let raw = allocate(tableSize, holding: kind.table(connection: db, schema: String(cString: schemaName)))

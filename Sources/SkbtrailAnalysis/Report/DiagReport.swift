@@ -27,6 +27,18 @@ struct Finding {
     var confidence: String
     var inferred: String?
 
+    init(_ s: RawStatement) {
+        packetID = s.optInt(0)
+        eventID = s.optInt(1)
+        level = s.text(2) ?? "INFO"
+        code = s.text(3) ?? ""
+        rule = s.text(4) ?? ""
+        message = s.text(5) ?? ""
+        advice = s.text(6)
+        confidence = s.text(7) ?? "certain"
+        inferred = s.text(8)
+    }
+
     init(_ row: Row) {
         packetID = row["packet_id"]
         eventID = row["event_id"]
@@ -59,72 +71,44 @@ extension AnalysisDatabase {
                            to sink: TextSink) throws {
         let (cond, args) = try filter.sql()
         try reader.read { db in
-            // Memory follows what is shown, not the recording: findings are read per shown packet, the
-            // summary is counted by SQLite.
+            // Packets stream out as they are read, with their findings; the summary is counted by SQLite
+            // at the end. Memory follows what is shown, not the recording.
             let order = "ORDER BY event_id, severity DESC, id"
             let global = try Row.fetchAll(db, sql: "SELECT * FROM finding WHERE packet_id IS NULL \(order)").map(Finding.init)
-            let selected = try Int64.fetchAll(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id",
-                                              arguments: StatementArguments(args))
             let clones = try CloneTree(db)
-            let roots = clones.roots(selected)
             let severe = options.quiet
                 ? Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT packet_id FROM findings.diag_finding WHERE level IN ('WARN', 'ERROR') AND packet_id IS NOT NULL"))
                 : []
-            let shown = roots.filter { !options.quiet || clones.tree($0).contains(where: severe.contains) }
-            let ofPacket = try db.makeStatement(sql: "SELECT * FROM finding WHERE packet_id = ? \(order)")
-            func findings(_ id: Int64) throws -> [Finding] { try Row.fetchAll(ofPacket, arguments: [id]).map(Finding.init) }
-
-            var fates: [(String, Int)] = []
-            for row in try Row.fetchAll(db, sql: "SELECT p.fate, count(*) AS n FROM pkt p WHERE \(cond) GROUP BY p.fate ORDER BY n DESC, p.fate",
-                                        arguments: StatementArguments(args)) {
-                fates.append((row["fate"], row["n"]))
+            let ofPacket = try RawStatement(db, """
+                SELECT packet_id, event_id, level, code, rule, message, advice, confidence, inferred FROM findings.diag_finding
+                WHERE packet_id = ? ORDER BY event_id, CASE level WHEN 'ERROR' THEN 3 WHEN 'WARN' THEN 2 ELSE 1 END DESC, id
+                """)
+            func findings(_ id: Int64) throws -> [Finding] {
+                ofPacket.run(id)
+                var out: [Finding] = []
+                while try ofPacket.step() { out.append(Finding(ofPacket)) }
+                return out
             }
-            // per code: the level of its worst finding and the count, worst and most frequent first
-            let scope = "(f.packet_id IS NULL OR f.packet_id IN (SELECT p.id FROM pkt p WHERE \(cond)))"
-            var codeList: [(code: String, level: String, count: Int)] = []
-            for row in try Row.fetchAll(db, sql: """
-                SELECT f.code, max(f.severity) AS severity, count(*) AS n FROM finding f WHERE \(scope)
-                GROUP BY f.code ORDER BY severity DESC, n DESC, f.code
-                """, arguments: StatementArguments(args)) {
-                codeList.append((row["code"], Finding.levelName(row["severity"]), row["n"]))
-            }
-            var levelCounts: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT f.level, count(*) AS n FROM finding f WHERE \(scope) GROUP BY f.level",
-                                        arguments: StatementArguments(args)) {
-                levelCounts[row["level"]] = row["n"]
-            }
-            let renderer = PathRenderer(db, clones: clones, bootToUnixNs: bundle.recording.bootToUnixNs,
-                                        date: options.date, detail: false)
-
-            if options.json {
-                sink.append("{\"packets\":[")
-                for (i, id) in shown.enumerated() {
+            let renderer = try PathRenderer(db, clones: clones, startedNs: bundle.recording.startedNs,
+                                            bootToUnixNs: bundle.recording.bootToUnixNs, date: options.date, detail: false)
+            var shown = 0
+            if options.json { sink.append("{\"packets\":[") }
+            try clones.forEachRoot(db, cond: cond, arguments: args) { id in
+                if options.quiet && !clones.tree(id).contains(where: severe.contains) { return }
+                shown += 1
+                if options.json {
                     let object = try renderer.json(id) { id in
                         let mine = try findings(id)
                         return [("level", .opt(mine.map(\.severity).max().map(Finding.levelName))),
                                 ("findings", .array(mine.map(\.json)))]
                     }
+                    let first = shown == 1
                     sink.append { out in
-                        if i > 0 { out += "," }
+                        if !first { out += "," }
                         object.write(into: &out)
                     }
+                    return
                 }
-                let rest = JSON.object([
-                    ("findings", .array(global.map(\.json))),
-                    ("summary", .object([
-                        ("packets", .int(Int64(selected.count))),
-                        ("shown", .int(Int64(shown.count))),
-                        ("fates", .object(fates.map { ($0.0, JSON.int(Int64($0.1))) })),
-                        ("codes", .array(codeList.map { .object([("code", .string($0.code)), ("level", .string($0.level)),
-                                                                  ("count", .int(Int64($0.count)))]) })),
-                    ])),
-                    ("rule_errors", .array(diagnosis.errors.map { .string($0.description) })),
-                ]).text
-                sink.append("]," + rest.dropFirst() + "\n")
-                return
-            }
-
-            for id in shown {
                 var byPacket: [Int64: [Finding]] = [:]
                 for t in clones.tree(id) { byPacket[t] = try findings(t) }
                 var byEvent: [Int64: [Finding]] = [:]
@@ -146,8 +130,45 @@ extension AnalysisDatabase {
                 }
                 sink.append(out + "\n")
             }
+
+            let selected = try Int.fetchOne(db, sql: "SELECT count(*) FROM pkt p WHERE \(cond)", arguments: StatementArguments(args)) ?? 0
+            var fates: [(String, Int)] = []
+            for row in try Row.fetchAll(db, sql: "SELECT p.fate, count(*) AS n FROM pkt p WHERE \(cond) GROUP BY p.fate ORDER BY n DESC, p.fate",
+                                        arguments: StatementArguments(args)) {
+                fates.append((row["fate"], row["n"]))
+            }
+            // per code: the level of its worst finding and the count, worst and most frequent first
+            let scope = "(f.packet_id IS NULL OR f.packet_id IN (SELECT p.id FROM pkt p WHERE \(cond)))"
+            var codeList: [(code: String, level: String, count: Int)] = []
+            for row in try Row.fetchAll(db, sql: """
+                SELECT f.code, max(f.severity) AS severity, count(*) AS n FROM finding f WHERE \(scope)
+                GROUP BY f.code ORDER BY severity DESC, n DESC, f.code
+                """, arguments: StatementArguments(args)) {
+                codeList.append((row["code"], Finding.levelName(row["severity"]), row["n"]))
+            }
+            var levelCounts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT f.level, count(*) AS n FROM finding f WHERE \(scope) GROUP BY f.level",
+                                        arguments: StatementArguments(args)) {
+                levelCounts[row["level"]] = row["n"]
+            }
+
+            if options.json {
+                let rest = JSON.object([
+                    ("findings", .array(global.map(\.json))),
+                    ("summary", .object([
+                        ("packets", .int(Int64(selected))),
+                        ("shown", .int(Int64(shown))),
+                        ("fates", .object(fates.map { ($0.0, JSON.int(Int64($0.1))) })),
+                        ("codes", .array(codeList.map { .object([("code", .string($0.code)), ("level", .string($0.level)),
+                                                                  ("count", .int(Int64($0.count)))]) })),
+                    ])),
+                    ("rule_errors", .array(diagnosis.errors.map { .string($0.description) })),
+                ]).text
+                sink.append("]," + rest.dropFirst() + "\n")
+                return
+            }
             var out = ""
-            if shown.isEmpty {
+            if shown == 0 {
                 out += options.quiet ? "no packet has a WARN or ERROR finding\n\n" : "no packets match\n\n"
             }
             let globalShown = global.filter { !options.quiet || $0.severity >= 2 }
@@ -156,8 +177,8 @@ extension AnalysisDatabase {
                 for f in globalShown { out += AnalysisDatabase.findingLines(f, indent: "  ", showPacket: false) }
                 out += "\n"
             }
-            out += "summary: \(selected.count) packet\(selected.count == 1 ? "" : "s")"
-            out += options.quiet ? ", \(shown.count) shown with a WARN or ERROR\n" : "\n"
+            out += "summary: \(selected) packet\(selected == 1 ? "" : "s")"
+            out += options.quiet ? ", \(shown) shown with a WARN or ERROR\n" : "\n"
             out += "  fates: " + (fates.isEmpty ? "none" : fates.map { "\($0.0) \($0.1)" }.joined(separator: ", ")) + "\n"
             out += "  findings: \(levelCounts["ERROR"] ?? 0) ERROR, \(levelCounts["WARN"] ?? 0) WARN, \(levelCounts["INFO"] ?? 0) INFO\n"
             if !codeList.isEmpty {

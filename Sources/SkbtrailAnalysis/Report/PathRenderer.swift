@@ -20,8 +20,124 @@ struct CloneTree {
         return selected.filter { id in parentOf[id].map { !set.contains($0) } ?? true }
     }
 
+    /// Calls `body` with each packet matching `cond` (on `pkt p`) that is shown as a tree, in id order, as
+    /// the query yields them: a clone whose parent matched is shown in the parent's tree instead. A
+    /// parent's id is below its clones', so whether it matched is known when a clone comes.
+    func forEachRoot(_ db: Database, cond: String, arguments: [DatabaseValueConvertible?], _ body: (Int64) throws -> Void) throws {
+        var shownParents = Set<Int64>()
+        let cursor = try Int64.fetchCursor(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id",
+                                           arguments: StatementArguments(arguments))
+        while let id = try cursor.next() {
+            if children[id] != nil { shownParents.insert(id) }
+            if let parent = parentOf[id], shownParents.contains(parent) { continue }
+            try body(id)
+        }
+    }
+
     /// `id` and its clones, depth first.
     func tree(_ id: Int64) -> [Int64] { [id] + (children[id] ?? []).flatMap(tree) }
+}
+
+/// Rows of cells as bytes, laid out like `TextLayout.aligned`: each cell padded to its column's widest
+/// plus two spaces, the last one not, trailing spaces trimmed.
+struct Cells {
+    let columns: Int
+    private var bytes: [UInt8] = []
+    /// Where each cell ends in `bytes`.
+    private var ends: [Int] = []
+    private var widths: [Int]
+
+    init(columns: Int) {
+        self.columns = columns
+        widths = Array(repeating: 0, count: columns)
+        bytes.reserveCapacity(1024)
+    }
+
+    var rows: Int { ends.count / columns }
+
+    mutating func add(_ raw: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: raw)
+        end(raw.count, raw)
+    }
+
+    mutating func add(_ cell: [UInt8]) {
+        bytes += cell
+        cell.withUnsafeBytes { end(cell.count, $0) }
+    }
+
+    mutating func add(_ text: String) {
+        var t = text
+        t.withUTF8 { add(UnsafeRawBufferPointer($0)) }
+    }
+
+    private mutating func end(_ count: Int, _ raw: UnsafeRawBufferPointer) {
+        let column = ends.count % columns
+        widths[column] = max(widths[column], Cells.width(raw.bindMemory(to: UInt8.self)))
+        ends.append(bytes.count)
+    }
+
+    /// A relative time: "+" and seconds with microseconds, as `TextLayout.seconds`, straight into the cell.
+    mutating func addRelative(_ ns: Int64) {
+        let start = bytes.count
+        bytes.append(UInt8(ascii: "+"))
+        if ns < 0 { bytes.append(UInt8(ascii: "-")) }
+        let a = ns.magnitude
+        Cells.digits(a / 1_000_000_000, minimum: 1, into: &bytes)
+        bytes.append(UInt8(ascii: "."))
+        Cells.digits((a % 1_000_000_000) / 1000, minimum: 6, into: &bytes)
+        let count = bytes.count - start
+        let column = ends.count % columns
+        widths[column] = max(widths[column], count)
+        ends.append(bytes.count)
+    }
+
+    /// `v` in decimal, zero-padded to `minimum` digits.
+    static func digits(_ v: UInt64, minimum: Int, into out: inout [UInt8]) {
+        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: enough for 20 digits
+        var n = 0
+        var x = v
+        withUnsafeMutableBytes(of: &tmp) { t in
+            repeat {
+                t[23 - n] = UInt8(ascii: "0") + UInt8(x % 10)
+                x /= 10
+                n += 1
+            } while x > 0
+            while n < minimum { t[23 - n] = UInt8(ascii: "0"); n += 1 }
+            out.append(contentsOf: t[(24 - n)...])
+        }
+    }
+
+    /// Writes the rows, each after `indent` spaces and followed by what `after(row, &out)` adds.
+    func write(indent: Int, into out: inout [UInt8], after: (Int, inout [UInt8]) -> Void) {
+        var start = 0
+        bytes.withUnsafeBufferPointer { b in
+            for row in 0..<rows {
+                out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent))
+                let lineStart = out.count
+                for c in 0..<columns {
+                    let end = ends[row * columns + c]
+                    let cell = UnsafeBufferPointer(rebasing: b[start..<end])
+                    out.append(contentsOf: cell)
+                    if c < columns - 1 {
+                        out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: widths[c] - Cells.width(cell) + 2))
+                    }
+                    start = end
+                }
+                var last = out.count
+                while last > lineStart - indent && out[last - 1] == 0x20 { last -= 1 }
+                out.removeLast(out.count - last)
+                out.append(0x0A)
+                after(row, &out)
+            }
+        }
+    }
+
+    /// Characters in UTF-8 `cell`: its bytes but continuation bytes.
+    @inline(__always) static func width(_ cell: UnsafeBufferPointer<UInt8>) -> Int {
+        var n = 0
+        for b in cell where b & 0xC0 != 0x80 { n += 1 }
+        return n
+    }
 }
 
 /// How a packet's life is shown: by `skbtrail paths`, and by `skbtrail diag` with its findings added.
@@ -31,75 +147,88 @@ struct PathRenderer {
     var date = false
     /// CPU, pid, comm and skb address on each step.
     var detail = false
-    let db: Database
     let clones: CloneTree
-    let bootToUnixNs: Int64
+    let reader: PacketReader
 
-    init(_ db: Database, clones: CloneTree, bootToUnixNs: Int64, date: Bool, detail: Bool) {
-        self.db = db
+    init(_ db: Database, clones: CloneTree, startedNs: Int64, bootToUnixNs: Int64, date: Bool, detail: Bool) throws {
         self.clones = clones
-        self.bootToUnixNs = bootToUnixNs
+        reader = try PacketReader(db, startedNs: startedNs, bootToUnixNs: bootToUnixNs)
         self.date = date
         self.detail = detail
     }
 
-    func packet(_ id: Int64) throws -> Row? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM packet WHERE id = ?"), arguments: [id])
-    }
-
-    func steps(_ id: Int64) throws -> [Row] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM path_step WHERE packet_id = ? ORDER BY step"), arguments: [id])
-    }
-
     /// "dropped: NO_SOCKET at tcp_v4_rcv+0x1a2 (netfilter ...)", "incomplete: why", or the fate.
-    static func fateText(_ p: Row) -> String {
-        let fate: String = p["fate"]
+    static func fateText(fate: String, dropReason: String?, dropSymbol: String?, nfFamily: String?, nfHook: String?,
+                         nfTable: String?, incomplete: String?) -> String {
         switch fate {
         case "dropped":
-            var s = "dropped: \(p["drop_reason"] ?? "?") at \(p["drop_symbol"] ?? "?")"
-            if let hook: String = p["nf_hook"] {
-                s += " (netfilter \(p["nf_family"] ?? "") \(hook), \(KernelNames.tablePhrase(p["nf_table"] ?? "")))"
+            var s = "dropped: \(dropReason ?? "?") at \(dropSymbol ?? "?")"
+            if let hook = nfHook {
+                s += " (netfilter \(nfFamily ?? "") \(hook), \(KernelNames.tablePhrase(nfTable ?? "")))"
             }
             return s
         case "incomplete":
-            return "incomplete: \(p["incomplete"] ?? "")"
+            return "incomplete: \(incomplete ?? "")"
         default:
             return fate
         }
+    }
+
+    static func fateText(_ p: PacketRecord) -> String {
+        fateText(fate: p.fate, dropReason: p.dropReason, dropSymbol: p.dropSymbol, nfFamily: p.nfFamily, nfHook: p.nfHook,
+                 nfTable: p.nfTable, incomplete: p.incomplete)
     }
 
     /// Writes packet `id` and its clones as text: a header line (with `mark(id)` appended), its steps
     /// aligned in columns, each followed by the lines `notes(event id)` gives, then each clone indented.
     func text(_ id: Int64, indent: String = "", mark: (Int64) -> String = { _ in "" },
               notes: (Int64) -> [String] = { _ in [] }, into out: inout String) throws {
-        guard let p = try packet(id) else { return }
-        var header = "\(indent)packet \(id)  \(p["tuple"] ?? "")  \(PathRenderer.fateText(p))"
+        guard let p = try reader.packet(id) else { return }
+        var header = "\(indent)packet \(id)  \(p.tuple ?? "")  \(PathRenderer.fateText(p))"
         if let parent = clones.parentOf[id] {
-            let how = (p["clone_inferred"] as Int64?) == 1 ? ", inferred" : ""
+            let how = p.parent != nil ? ", inferred" : ""
             header += indent.isEmpty ? "  (clone of packet \(parent)\(how))" : "  (clone\(how))"
         }
-        if p["fate"] as String != "incomplete", let why: String = p["incomplete"] { header += "  [\(why)]" }
+        if p.fate != "incomplete", let why = p.incomplete { header += "  [\(why)]" }
         out += header + mark(id) + "\n"
-        let pad = String(repeating: " ", count: indent.count + 2)
-        var rows: [[String]] = []
-        var notesAfter: [Int: [String]] = [:]
-        for s in try steps(id) {
-            let time = date ? TextLayout.wallClock(unixNs: (s["ts"] as Int64) + bootToUnixNs) : "+" + TextLayout.seconds(s["rel_ns"])
-            let netns: String = s["netns_name"] ?? ((s["netns"] as Int64) == 0 ? "-" : String(s["netns"] as Int64))
-            let ifname: String = s["ifname"] ?? ((s["ifindex"] as Int64) == 0 ? "-" : "if\(s["ifindex"] as Int64)")
-            var row = [time, s["probe_name"], ifname, netns]
-            if detail { row += ["cpu \(s["cpu"] as Int64)", "pid \(s["pid"] as Int64)", s["comm"], s["skb"]] }
-            var text: String = s["detail"]
-            if let nat: String = s["nat"] { text = text.isEmpty ? nat : "\(nat)  \(text)" }
-            row.append(text)
-            rows.append(row)
-            let n = notes(s["event_id"])
-            if !n.isEmpty { notesAfter[rows.count - 1] = n }
+        // The steps, as byte cells aligned in columns: a String per cell cost most of `paths`.
+        let pad = indent.count + 2
+        let nat = try reader.natTexts(p)
+        var cells = Cells(columns: detail ? 9 : 5)
+        var events: [Int64] = []
+        try reader.forEachStep(p) { s in
+            let ts = s.ts
+            if date {
+                cells.add(TextLayout.wallClock(unixNs: ts &+ reader.bootToUnixNs))
+            } else {
+                cells.addRelative(ts &- p.firstTs)
+            }
+            cells.add(s.probe)
+            let netns = s.netns
+            cells.add(reader.ifnameCell(netns: netns, ifindex: s.ifindex))
+            cells.add(reader.netnsCell(netns))
+            if detail {
+                cells.add("cpu \(s.cpu)"); cells.add("pid \(s.pid)"); cells.add(s.comm)
+                cells.add(String(UInt64(bitPattern: s.skb), radix: 16))
+            }
+            let event = s.eventID
+            if let n = nat[event] {
+                let d = s.detail
+                cells.add(d.isEmpty ? n : n + "  " + d)
+            } else {
+                cells.add(s.detail)
+            }
+            events.append(event)
         }
-        for (i, line) in TextLayout.aligned(rows, indent: pad).enumerated() {
-            out += line + "\n"
-            for n in notesAfter[i] ?? [] { out += "\(pad)  \(n)\n" }
+        var bytes: [UInt8] = []
+        cells.write(indent: pad, into: &bytes) { row, line in
+            for n in notes(events[row]) {
+                line += repeatElement(UInt8(ascii: " "), count: pad + 2)
+                line += n.utf8
+                line.append(0x0A)
+            }
         }
+        out += String(decoding: bytes, as: UTF8.self)
         for child in clones.children[id] ?? [] {
             try text(child, indent: indent + "  └─ ", mark: mark, notes: notes, into: &out)
         }
@@ -108,44 +237,32 @@ struct PathRenderer {
     /// Packet `id` as one JSON object: its fields, its NAT rewrites, its steps and its clones (nested
     /// objects), with `extra(id)` appended to each.
     func json(_ id: Int64, extra: (Int64) throws -> [(String, JSON)] = { _ in [] }) throws -> JSON {
-        guard let p = try packet(id) else { return .null }
-        let steps = try steps(id).map { s -> JSON in
+        guard let p = try reader.packet(id) else { return .null }
+        let started = reader.startedNs, boot = reader.bootToUnixNs
+        let steps = try reader.steps(p).map { s -> JSON in
             .object([
-                ("step", .int(s["step"])), ("event_id", .int(s["event_id"])), ("t_ns", .int(s["t_ns"])),
-                ("rel_ns", .int(s["rel_ns"])), ("unix_ns", .int(s["unix_ns"])), ("probe", .string(s["probe_name"])),
-                ("netns", .int(s["netns"])), ("netns_name", .opt(s["netns_name"] as String?)),
-                ("ifindex", .int(s["ifindex"])), ("ifname", .opt(s["ifname"] as String?)),
-                ("cpu", .int(s["cpu"])), ("pid", .int(s["pid"])), ("comm", .string(s["comm"])),
-                ("skb", .string(s["skb"])), ("len", .int(s["len"])), ("detail", .string(s["detail"])),
-                ("nat", .opt(s["nat"] as String?)),
+                ("step", .int(s.step)), ("event_id", .int(s.eventID)), ("t_ns", .int(s.ts &- started)),
+                ("rel_ns", .int(s.ts - p.firstTs)), ("unix_ns", .int(s.ts &+ boot)), ("probe", .string(s.probe)),
+                ("netns", .int(s.netns)), ("netns_name", .opt(reader.netnsName(s.netns))),
+                ("ifindex", .int(s.ifindex)), ("ifname", .opt(reader.ifname(netns: s.netns, ifindex: s.ifindex))),
+                ("cpu", .int(s.cpu)), ("pid", .int(s.pid)), ("comm", .string(s.comm)),
+                ("skb", .string(String(UInt64(bitPattern: s.skb), radix: 16))), ("len", .int(s.len)), ("detail", .string(s.detail)),
+                ("nat", .opt(s.nat)),
             ])
         }
-        let nat = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM nat_rewrite WHERE packet_id = ? ORDER BY id"),
-                                   arguments: [id]).map { n -> JSON in
-            .object([
-                ("kind", .string(n["kind"])), ("event_id", .int(n["event_id"])),
-                ("before", .object([("saddr", .opt(n["before_saddr"] as String?)), ("sport", .opt(n["before_sport"] as Int64?)),
-                                    ("daddr", .opt(n["before_daddr"] as String?)), ("dport", .opt(n["before_dport"] as Int64?))])),
-                ("after", .object([("saddr", .opt(n["after_saddr"] as String?)), ("sport", .opt(n["after_sport"] as Int64?)),
-                                   ("daddr", .opt(n["after_daddr"] as String?)), ("dport", .opt(n["after_dport"] as Int64?))])),
-                ("nf_family", .opt(n["nf_family"] as String?)), ("nf_hook", .opt(n["nf_hook"] as String?)),
-                ("nf_table", .opt(n["nf_table"] as String?)),
-                ("ct_orig", .opt(n["ct_orig"] as String?)), ("ct_reply", .opt(n["ct_reply"] as String?)),
-                ("text", .string(n["text"])),
-            ])
-        }
+        let nat = try reader.natJSON(p)
         let children = try (clones.children[id] ?? []).map { try json($0, extra: extra) }
         return .object([
-            ("id", .int(id)), ("skb", .string(p["skb"])), ("tuple", .opt(p["tuple"] as String?)),
-            ("l3", .opt(p["l3"] as String?)), ("proto", .opt(p["proto"] as String?)),
-            ("saddr", .opt(p["saddr"] as String?)), ("daddr", .opt(p["daddr"] as String?)),
-            ("sport", .opt(p["sport"] as Int64?)), ("dport", .opt(p["dport"] as Int64?)),
-            ("fate", .string(p["fate"])), ("incomplete", .opt(p["incomplete"] as String?)),
-            ("drop_reason", .opt(p["drop_reason"] as String?)), ("drop_symbol", .opt(p["drop_symbol"] as String?)),
-            ("nf_family", .opt(p["nf_family"] as String?)), ("nf_hook", .opt(p["nf_hook"] as String?)),
-            ("nf_table", .opt(p["nf_table"] as String?)), ("netns_name", .opt(p["netns_name"] as String?)),
-            ("t_ns", .int(p["t_ns"])), ("duration_ns", .int(p["duration_ns"])),
-            ("parent_id", .opt(p["parent_id"] as Int64?)), ("clone_inferred", .bool((p["clone_inferred"] as Int64?) == 1)),
+            ("id", .int(id)), ("skb", .string(String(UInt64(bitPattern: p.skb), radix: 16))), ("tuple", .opt(p.tuple)),
+            ("l3", .opt(p.l3)), ("proto", .opt(p.proto)),
+            ("saddr", .opt(p.saddr)), ("daddr", .opt(p.daddr)),
+            ("sport", .opt(p.sport)), ("dport", .opt(p.dport)),
+            ("fate", .string(p.fate)), ("incomplete", .opt(p.incomplete)),
+            ("drop_reason", .opt(p.dropReason)), ("drop_symbol", .opt(p.dropSymbol)),
+            ("nf_family", .opt(p.nfFamily)), ("nf_hook", .opt(p.nfHook)),
+            ("nf_table", .opt(p.nfTable)), ("netns_name", .opt(p.netns.flatMap(reader.netnsName))),
+            ("t_ns", .int(p.firstTs &- started)), ("duration_ns", .int(p.lastTs - p.firstTs)),
+            ("parent_id", .opt(p.parent)), ("clone_inferred", .bool(p.parent != nil)),
         ] + (try extra(id)) + [
             ("nat", .array(nat)), ("steps", .array(steps)), ("clones", .array(children)),
         ])

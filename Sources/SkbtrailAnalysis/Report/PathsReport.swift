@@ -20,13 +20,12 @@ extension AnalysisDatabase {
     public func pathsReport(filter: PacketFilter, options: PathsOptions, to sink: TextSink) throws {
         let (cond, args) = try filter.sql()
         try reader.read { db in
-            let selected = try Int64.fetchAll(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id",
-                                              arguments: StatementArguments(args))
             let clones = try CloneTree(db)
-            let renderer = PathRenderer(db, clones: clones, bootToUnixNs: bundle.recording.bootToUnixNs,
-                                        date: options.date, detail: options.detail)
-            let roots = clones.roots(selected)
-            for id in roots {
+            let renderer = try PathRenderer(db, clones: clones, startedNs: bundle.recording.startedNs,
+                                            bootToUnixNs: bundle.recording.bootToUnixNs, date: options.date, detail: options.detail)
+            var shown = 0
+            try clones.forEachRoot(db, cond: cond, arguments: args) { id in
+                shown += 1
                 if options.json {
                     let object = try renderer.json(id)
                     sink.append { object.write(into: &$0); $0 += "\n" }
@@ -36,7 +35,7 @@ extension AnalysisDatabase {
                     sink.append(out + "\n")
                 }
             }
-            if !options.json && roots.isEmpty { sink.append("no packets match\n") }
+            if !options.json && shown == 0 { sink.append("no packets match\n") }
         }
     }
 
