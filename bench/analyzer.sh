@@ -11,7 +11,9 @@ events=${1:-10000000}
 bin=${2:-$here/.build/release}
 [ -x "$bin/skbtrail" ] || (cd "$here" && swift build -c release --product skbtrail >/dev/null)
 [ -x "$bin/skbtrail-record" ] || (cd "$here" && swift build -c release --product skbtrail-record >/dev/null)
-python3 -c 'import zstandard, numpy' 2>/dev/null || apt-get install -y -qq python3-zstandard python3-numpy >/dev/null
+# Debian's python3 and its packages (a python3 earlier on PATH, e.g. pyenv's, would lack them)
+py=/usr/bin/python3
+"$py" -c 'import zstandard, numpy' 2>/dev/null || apt-get install -y -qq python3-zstandard python3-numpy >/dev/null
 for pair in iperf3:iperf3 sqlite3:sqlite3 bc:bc; do
     command -v "${pair%%:*}" >/dev/null || apt-get install -y -qq "${pair#*:}" >/dev/null
 done
@@ -53,7 +55,7 @@ echo "Analyzer (bundles replayed from a real recording; one core; release build)
 printf '%-10s %-30s %10s %12s %10s\n' events step seconds events/s "peak MiB"
 for n in 1000000 "$events"; do
     bundle="$work/replay-$n.skbt"
-    python3 "$here/bench/replay.py" "$work/source.skbt" "$bundle" "$n" 2>/dev/null
+    "$py" "$here/bench/replay.py" "$work/source.skbt" "$bundle" "$n" 2>/dev/null
     total=$(sqlite3 "$bundle" "SELECT sum(records) FROM chunk")
     export SKBTRAIL_CACHE_DIR="$work/cache-$n"
     read -r s m < <(SKBTRAIL_TIMING=1 measure decode-$n "$bin/skbtrail" info "$bundle")

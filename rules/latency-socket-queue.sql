@@ -12,7 +12,10 @@ SELECT q.slow_packet AS packet_id, NULL AS event_id, 'INFO' AS level, 'latency-s
            || 'of the transfer; a full receive buffer shows as a zero window (rule tcp-zero-window)' AS advice
 FROM (SELECT c.netns, c.netns_name, p.proto, p.daddr, p.dport, count(*) AS n, avg(c.ts - r.ts) AS avg_ns, max(c.ts - r.ts) AS max_ns,
              max(p.id) AS slow_packet
-      FROM packet p
+      -- only packets read by a process: found through the copy records, not by a look at every packet
+      -- (CROSS JOIN keeps that order)
+      FROM (SELECT DISTINCT x.packet_id FROM ev x WHERE x.probe_name = 'skb_copy_datagram_iovec') d
+      CROSS JOIN packet p ON p.id = d.packet_id
       JOIN event r ON r.id = (SELECT x.id FROM ev x WHERE x.packet_id = p.id AND x.probe_name = 'netif_receive_skb' ORDER BY x.step DESC LIMIT 1)
       JOIN event c ON c.id = (SELECT x.id FROM ev x WHERE x.packet_id = p.id AND x.probe_name = 'skb_copy_datagram_iovec' ORDER BY x.step LIMIT 1)
       WHERE c.ts > r.ts

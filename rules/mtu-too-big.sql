@@ -11,4 +11,4 @@ SELECT p.id AS packet_id, p.last_event AS event_id, 'ERROR' AS level, 'mtu-too-b
        'make the sender use smaller packets (lower its MTU or MSS, e.g. iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu), or raise the MTU of the smaller link; make sure ICMP fragmentation-needed reaches the sender so path MTU discovery works' AS advice
 FROM packet p
 WHERE (p.fate = 'dropped' AND p.drop_reason = 'PKT_TOO_BIG')
-   OR EXISTS (SELECT 1 FROM event e WHERE e.packet_id = p.id AND e.probe_name = 'icmp_send' AND e.detail LIKE 'type 3 code 4%')
+   OR p.id IN (SELECT e.packet_id FROM event e WHERE e.probe_name = 'icmp_send' AND e.detail LIKE 'type 3 code 4%')

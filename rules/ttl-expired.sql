@@ -18,5 +18,6 @@ FROM (
             OR (SELECT e.ttl FROM event e WHERE e.id = p.last_event) <= 1) AS expired
     FROM packet p
     WHERE (p.fate = 'dropped' AND p.drop_reason = 'IP_INHDR')
-       OR EXISTS (SELECT 1 FROM event e WHERE e.packet_id = p.id AND e.probe_name = 'icmp_send' AND e.detail LIKE 'type 11 %')
+       -- the icmp_send records alone, not a look at every packet's
+       OR p.id IN (SELECT e.packet_id FROM event e WHERE e.probe_name = 'icmp_send' AND e.detail LIKE 'type 11 %')
 ) p

@@ -44,6 +44,16 @@ CREATE TABLE tcp_win (
     window INTEGER NOT NULL
 );
 
+-- The TCP packets by 4-tuple (of their first headers), so a connection finds its segments by index.
+CREATE TABLE tcp_pkt (
+    packet_id INTEGER PRIMARY KEY,
+    saddr TEXT NOT NULL,
+    sport INTEGER NOT NULL,
+    daddr TEXT NOT NULL,
+    dport INTEGER NOT NULL,
+    dropped INTEGER NOT NULL
+);
+
 CREATE TABLE tcp_state_name (value INTEGER PRIMARY KEY, name TEXT NOT NULL);
 INSERT INTO tcp_state_name VALUES (1, 'ESTABLISHED'), (2, 'SYN_SENT'), (3, 'SYN_RECV'), (4, 'FIN_WAIT1'),
     (5, 'FIN_WAIT2'), (6, 'TIME_WAIT'), (7, 'CLOSE'), (8, 'CLOSE_WAIT'), (9, 'LAST_ACK'), (10, 'LISTEN'),
@@ -108,16 +118,16 @@ SELECT c.id, c.netns, n.name AS netns_name,
        (((SELECT t.snd_una FROM tcp_ev t WHERE t.conn_id = c.id AND t.kind = 'probe' ORDER BY t.event_id DESC LIMIT 1)
          - (SELECT t.snd_una FROM tcp_ev t WHERE t.conn_id = c.id AND t.kind = 'probe' ORDER BY t.event_id LIMIT 1))
         + 4294967296) % 4294967296 AS bytes_acked,
-       (SELECT count(*) FROM pkt p WHERE p.sport = c.lport AND p.dport = c.rport AND p.saddr = c.laddr AND p.daddr = c.raddr)
+       (SELECT count(*) FROM tcp_pkt p WHERE p.sport = c.lport AND p.dport = c.rport AND p.saddr = c.laddr AND p.daddr = c.raddr)
            AS segments_out,
-       (SELECT count(*) FROM pkt p WHERE p.sport = c.rport AND p.dport = c.lport AND p.saddr = c.raddr AND p.daddr = c.laddr)
+       (SELECT count(*) FROM tcp_pkt p WHERE p.sport = c.rport AND p.dport = c.lport AND p.saddr = c.raddr AND p.daddr = c.laddr)
            AS segments_in,
-       (SELECT count(*) FROM pkt p WHERE p.sport = c.lport AND p.dport = c.rport AND p.saddr = c.laddr AND p.daddr = c.raddr
-            AND p.fate = 'dropped') AS segments_out_dropped,
-       (SELECT count(*) FROM pkt p JOIN tcp_win w ON w.packet_id = p.id
+       (SELECT count(*) FROM tcp_pkt p WHERE p.sport = c.lport AND p.dport = c.rport AND p.saddr = c.laddr AND p.daddr = c.raddr
+            AND p.dropped = 1) AS segments_out_dropped,
+       (SELECT count(*) FROM tcp_pkt p JOIN tcp_win w ON w.packet_id = p.packet_id
         WHERE p.sport = c.lport AND p.dport = c.rport AND p.saddr = c.laddr AND p.daddr = c.raddr
             AND w.window = 0) AS zero_window_sent,
-       (SELECT count(*) FROM pkt p JOIN tcp_win w ON w.packet_id = p.id
+       (SELECT count(*) FROM tcp_pkt p JOIN tcp_win w ON w.packet_id = p.packet_id
         WHERE p.sport = c.rport AND p.dport = c.lport AND p.saddr = c.raddr AND p.daddr = c.laddr
             AND w.window = 0) AS zero_window_received
 FROM tcp_conn c

@@ -39,7 +39,7 @@ final class EventSource {
     private var index: [(first: Int, count: Int, id: Int64)] = []
     private var cache: [Chunk] = []
     private var uses = 0
-    private static let cacheSize = 16
+    private static let cacheSize = 24  // chunks of about 1 MiB of records, 1.5 MiB decoded
     private var idBlock: (block: Int, records: [UInt32])?
     private var probeNames: [Int: String] = [:]
     /// The packets, for their records.

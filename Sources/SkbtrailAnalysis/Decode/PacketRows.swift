@@ -17,6 +17,11 @@ enum NatColumn: Int32, TableColumns {
     case nf_family, nf_hook, nf_table, netns, ifindex, ct_orig, ct_reply, text
 }
 
+enum TCPPacketColumn: Int32, TableColumns {
+    static let table = "tcp_pkt"
+    case packet_id = 1, saddr, sport, daddr, dport, dropped
+}
+
 enum CloneColumn: Int32, TableColumns {
     static let table = "clone_edge"
     case parent_id = 1, child_id, inferred, why
@@ -35,6 +40,7 @@ enum ChunkColumn: Int32, TableColumns {
 /// Writes the rows of a finished packet: `pkt` and its `nat` rewrites.
 final class PacketRows {
     private let packets: PacketStore
+    private let tcp: RowWriter<TCPPacketColumn>
     private let rewrites: RowWriter<NatColumn>
     private var natID = 0
     private let texts: TextCache
@@ -42,6 +48,7 @@ final class PacketRows {
     init(_ db: Database, texts: TextCache) throws {
         self.texts = texts
         packets = try PacketStore(db)
+        tcp = try RowWriter(db)
         rewrites = try RowWriter(db)
     }
 
@@ -65,6 +72,11 @@ final class PacketRows {
             if !src.isEmpty { w.text(.saddr, src) }; if !dst.isEmpty { w.text(.daddr, dst) }
             if h.hasPorts { w.int(.sport, Int(h.sport)); w.int(.dport, Int(h.dport)) }
             w.text(.tuple, texts.tuple(h))
+            if h.l4 == 6 && h.hasPorts {
+                tcp.int(.packet_id, p.id); tcp.text(.saddr, src); tcp.int(.sport, Int(h.sport))
+                tcp.text(.daddr, dst); tcp.int(.dport, Int(h.dport)); tcp.int(.dropped, o.fate == "dropped" ? 1 : 0)
+                try tcp.run()
+            }
         } else {
             w.text(.tuple, first.protocol == 0 ? "unknown" : "ethertype 0x" + String(UInt16(bigEndian: first.protocol), radix: 16))
         }

@@ -103,7 +103,7 @@ final class PacketSource {
         }
         try unpack(data, into: s)
         s.lastUse = uses
-        if cache.count >= 8, let oldest = cache.indices.min(by: { cache[$0].lastUse < cache[$1].lastUse }) { cache.remove(at: oldest) }
+        if cache.count >= 32, let oldest = cache.indices.min(by: { cache[$0].lastUse < cache[$1].lastUse }) { cache.remove(at: oldest) }
         cache.append(s)
         return s
     }
