@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "skbtrail", targets: ["Analyzer"]),
         .executable(name: "skbtrail-record", targets: ["Recorder"]),
+        .executable(name: "skbtrail-fuzz", targets: ["Fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -76,6 +77,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // libFuzzer target for the chunk codecs, the record walker and the packet header parser
+        // (scripts/fuzz-libfuzzer.sh); built plainly it replays inputs.
+        .executableTarget(name: "Fuzz", dependencies: ["SkbtrailAnalysis", "SkbtrailBundle", "SkbtrailEvents"]),
         .executableTarget(
             name: "Recorder",
             dependencies: [
@@ -93,7 +97,8 @@ let package = Package(
             name: "AnalyzerTests",
             dependencies: ["SkbtrailAnalysis"]
         ),
-        .testTarget(name: "RecorderTests", dependencies: ["SkbtrailBundle", "SkbtrailEvents"]),
+        .testTarget(name: "RecorderTests", dependencies: ["SkbtrailBundle", "SkbtrailEvents",
+                                                          .product(name: "GRDB", package: "GRDB.swift")]),
     ],
     // Swift 5 mode: the recorder's signal handling and libbpf callbacks are C-style global state.
     swiftLanguageModes: [.v5]

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(libbpf-dev libelf-dev libsqlite3-dev libzstd-dev pkg-config bpftool iptables nftables iproute2
-          iputils-ping tcpdump netcat-openbsd procps python3 sqlite3)
+          iputils-ping tcpdump netcat-openbsd procps python3 sqlite3 zstd)
 
 [[ $(id -u) == 0 ]] || { echo "setup.sh: run as root (apt-get, mount)" >&2; exit 1; }
 

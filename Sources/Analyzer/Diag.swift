@@ -14,6 +14,7 @@ struct Diag: ParsableCommand {
 
     @OptionGroup var bundle: BundleOptions
     @OptionGroup var filters: FilterOptions
+    @OptionGroup var limits: LimitOptions
     @Flag(name: [.customShort("q"), .long], help: "Only packets with a WARN or ERROR finding (nettrace's diag-quiet).") var quiet = false
     @Option(help: "A directory of extra rule files (*.sql, see docs/rules.md); a rule with a built-in id replaces it.") var rules: String?
     @Flag(help: "Wall-clock (UTC) times instead of times relative to the packet's first step.") var date = false
@@ -24,7 +25,7 @@ struct Diag: ParsableCommand {
     func run() throws {
         try streaming { sink in
             let analysis = try bundle.open()
-            let diagnosis = try analysis.diagnose(userRules: rules)
+            let diagnosis = try analysis.diagnose(userRules: rules, limits: try limits.limits())
             for e in diagnosis.errors where format == .json {
                 FileHandle.standardError.write(Data("rule error: \(e.description)\n".utf8))
             }
@@ -42,6 +43,7 @@ struct Rules: ParsableCommand {
     @Argument(help: "A bundle (.skbt): check the rules against it.") var file: String?
     @Option(help: "A directory of extra rule files (*.sql); broken ones are reported by file and line.") var rules: String?
     @Flag(name: .customLong("no-cache"), help: "Decode into a temporary file instead of the cache.") var noCache = false
+    @OptionGroup var limits: LimitOptions
     @Option(help: "Output format: text or json.") var format: OutputFormat = .text
 
     func validate() throws { try format.require([.text, .json]) }
@@ -49,7 +51,7 @@ struct Rules: ParsableCommand {
     func run() throws {
         try reporting {
             let analysis = try file.map { try AnalysisDatabase(bundlePath: $0, cache: noCache ? .none : .auto) }
-            return try Diagnosis.rulesReport(userDirectory: rules, analysis: analysis, json: format == .json)
+            return try Diagnosis.rulesReport(userDirectory: rules, analysis: analysis, json: format == .json, limits: try limits.limits())
         }
     }
 }

@@ -10,7 +10,7 @@ struct Skbtrail: ParsableCommand {
         abstract: "Analyze a bundle recorded by skbtrail-record: packets, paths, clones, NAT, drops, SQL.",
         discussion: "The bundle is only ever read. Its decode is cached beside your other caches (SKBTRAIL_CACHE_DIR, XDG_CACHE_HOME/skbtrail or ~/.cache/skbtrail).",
         version: SkbtrailAnalysisVersion.version,
-        subcommands: [Info.self, Paths.self, Drops.self, Sql.self, Diag.self, Rules.self, Latency.self, TCP.self]
+        subcommands: [Info.self, Paths.self, Drops.self, Sql.self, Diag.self, Rules.self, Latency.self, TCP.self, Verify.self]
     )
 }
 
@@ -24,7 +24,13 @@ struct BundleOptions: ParsableArguments {
 
     /// Opens the bundle and its analysis, with a progress bar on stderr when decoding takes a while.
     func open() throws -> AnalysisDatabase {
-        try AnalysisDatabase(bundlePath: file, cache: noCache ? .none : .auto)
+        let a = try AnalysisDatabase(bundlePath: file, cache: noCache ? .none : .auto)
+        // what was left out of a damaged bundle is said before any result, once per command
+        for line in a.damage.prefix(5) { FileHandle.standardError.write(Data("warning: \(line)\n".utf8)) }
+        if a.damage.count > 5 {
+            FileHandle.standardError.write(Data("warning: \(a.damage.count - 5) more damaged parts of \(file) left out (skbtrail verify \(file) lists them all)\n".utf8))
+        }
+        return a
     }
 }
 
@@ -34,8 +40,10 @@ func reporting(_ body: () throws -> String) throws {
 }
 
 /// Runs `body`, which writes to standard output as it goes, and turns an error into `error: <sentence>`
-/// on stderr and exit status 1 (after what was written before it).
+/// on stderr and exit status 1 (after what was written before it). Ctrl-C (or SIGTERM, SIGHUP) stops a
+/// decode, a query or a report at its next check, exit status 128 + the signal, and what it made in the cache or a temporary directory goes with it.
 func streaming(_ body: (TextSink) throws -> Void) throws {
+    Sandbox.catchInterrupt()
     let sink = TextSink.standardOutput()
     do {
         try body(sink)
@@ -46,7 +54,35 @@ func streaming(_ body: (TextSink) throws -> Void) throws {
     } catch {
         sink.flush()
         FileHandle.standardError.write(Data("error: \(AnalysisError.describe(error))\n".utf8))
-        throw ExitCode.failure
+        throw Sandbox.interrupted != 0 ? ExitCode(128 + Sandbox.interrupted) : ExitCode.failure
+    }
+}
+
+/// The limits of SQL that users write, as --timeout and --memory give them.
+struct LimitOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("How long one query or rule may run before it is stopped: 30s, 5m, 500ms (a bare number is seconds; 0: no limit).", valueName: "DURATION"))
+    var timeout = "300s"
+    @Option(help: ArgumentHelp("How much memory SQLite may use for it: 512M, 2G (0: no limit).", valueName: "SIZE"))
+    var memory = "2G"
+
+    func validate() throws { _ = try limits() }
+
+    func limits() throws -> QueryLimits {
+        let t = timeout.trimmingCharacters(in: .whitespaces).lowercased()
+        var seconds: Double?
+        if let v = Double(t) { seconds = v } else if t.hasSuffix("m"), let v = Double(t.dropLast()) { seconds = v * 60 }
+        else if let ns = Duration.parse(t) { seconds = Double(ns) / 1e9 }
+        guard let seconds, seconds >= 0 else {
+            throw ValidationError("--timeout \(timeout) is not a duration: write it as 30s, 5m or 500ms (0: no limit).")
+        }
+        let m = memory.trimmingCharacters(in: .whitespaces).uppercased()
+        let scale: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824]
+        var bytes: Double?
+        if let last = m.last, let k = scale[last] { bytes = Double(m.dropLast()).map { $0 * k } } else { bytes = Double(m) }
+        guard let bytes, bytes >= 0, bytes.isFinite, bytes == 0 || bytes >= 16_777_216 else {
+            throw ValidationError("--memory \(memory) is not a size of at least 16M: write it as 512M or 2G (0: no limit).")
+        }
+        return QueryLimits(seconds: seconds, memory: Int64(bytes))
     }
 }
 
@@ -55,6 +91,30 @@ extension OutputFormat: ExpressibleByArgument {
     func require(_ allowed: [OutputFormat]) throws {
         guard allowed.contains(self) else {
             throw ValidationError("--format \(rawValue): this command prints \(allowed.map(\.rawValue).joined(separator: " or ")).")
+        }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a whole bundle: every SQLite page, chunk, zstd checksum, record and metadata value. Exits 1 when anything is damaged.",
+        discussion: "Analysis of a damaged bundle still runs on its intact part and warns about the rest; verify lists everything it finds, one line each.")
+
+    @Argument(help: "The bundle (.skbt) to check.") var file: String
+    @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+
+    func validate() throws { try format.require([.text, .json]) }
+
+    func run() throws {
+        do {
+            let v = try AnalysisDatabase.verify(bundlePath: file)
+            FileHandle.standardOutput.write(Data((format == .json ? v.json : v.text).utf8))
+            if v.damaged { throw ExitCode.failure }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            FileHandle.standardError.write(Data("error: \(AnalysisError.describe(error))\n".utf8))
+            throw ExitCode.failure
         }
     }
 }
@@ -151,6 +211,7 @@ struct Sql: ParsableCommand {
         discussion: "Views: recording, probe, event, packet, path_step, clone, nat_rewrite, lost, finding, tcp_sample, tcp_connection. The query cannot modify anything.")
 
     @OptionGroup var bundle: BundleOptions
+    @OptionGroup var limits: LimitOptions
     @Argument(help: "The query; read from stdin when absent.") var query: String?
     @Option(help: "Output format: table, csv or json.") var format: OutputFormat = .table
 
@@ -169,10 +230,10 @@ struct Sql: ParsableCommand {
             let analysis = try bundle.open()
             // Findings are computed on first use: running every rule costs seconds on a large bundle.
             if sql.range(of: #"\b(finding|rule)\b"#, options: [.regularExpression, .caseInsensitive]) != nil {
-                try analysis.diagnose()
+                try analysis.diagnose(limits: try limits.limits())
             }
             // rows go out as they come: a query over every event needs no memory of its own
-            try analysis.sqlReport(sql, format: format, to: sink)
+            try analysis.sqlReport(sql, format: format, limits: try limits.limits(), to: sink)
         }
     }
 }

@@ -31,6 +31,17 @@ enum AnalysisSchema {
         try EventTable.register(db)
         try PacketTable.register(db)
     }
+
+    static func registerTables(connection: OpaquePointer) throws {
+        try EventTable.register(connection: connection)
+        try PacketTable.register(connection: connection)
+    }
+
+    /// Connects the virtual tables of `schema` now, before a sandbox is set: SQLite connects one on its
+    /// first use, and its declaration would then look to the sandbox like a change of the schema.
+    static func connectTables(_ c: RawConnection, schema: String = "main") throws {
+        try c.execute("SELECT 1 FROM \(schema).ev WHERE 0; SELECT 1 FROM \(schema).pkt WHERE 0")
+    }
 }
 
 /// The one owner of a bundle's analysis database: it opens the bundle (read-only), finds or builds the
@@ -63,13 +74,16 @@ public final class AnalysisDatabase {
     public let reader: DatabaseQueue
     /// Counts of the decode this open did; nil when the cache answered.
     public let decodeStats: Decoder.Stats?
+    /// What the decode found damaged in the bundle and left out (chunks, rows, values), a sentence each.
+    public let damage: [String]
     /// The cache key's file stem (bundle uuid and content hash).
     let stem: String
     private let key: String
     private var directory: String
     /// A directory of this object's own (no cache, or an unwritable one), removed with it.
     private var temporaryDirectory: String?
-    private var attachedFindings: String?
+    /// The findings file attached to `reader`, if any.
+    private(set) var attachedFindings: String?
 
     /// Opens `bundlePath`, decoding it unless the cache holds a decode of the same content.
     public init(bundlePath: String, cache: CacheMode = .auto, progress: ProgressBar? = ProgressBar()) throws {
@@ -122,6 +136,8 @@ public final class AnalysisDatabase {
         temporaryDirectory = temporary
         decodeStats = stats
         reader = try AnalysisDatabase.openReader(path)
+        let noted = try? reader.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'damage'") }
+        damage = (noted ?? nil).map { $0.split(separator: "\n").map(String.init) } ?? []
         opened = true
     }
 
@@ -135,7 +151,7 @@ public final class AnalysisDatabase {
     /// Runs the diagnosis rules (the built-in ones plus those of `userDirectory`) unless this rule set's
     /// findings are in the cache, and attaches them to `reader` (the `finding` and `rule` views).
     @discardableResult
-    public func diagnose(userRules userDirectory: String? = nil) throws -> Diagnosis {
+    public func diagnose(userRules userDirectory: String? = nil, limits: QueryLimits = .defaults) throws -> Diagnosis {
         let (rules, loadErrors) = try DiagnosisRule.all(userDirectory: userDirectory)
         var rulesHash = Hash64()
         rulesHash.add(key)
@@ -152,11 +168,7 @@ public final class AnalysisDatabase {
             }
             defer { lock?.release() }
             if !AnalysisDatabase.isComplete(findingsPath, key: findingsKey) {
-                try AnalysisDatabase.build(findingsPath, attaching: path) { db in
-                    for f in AnalysisSchema.findingTables { try db.execute(sql: f.sql) }
-                    try RuleEngine.run(rules, db)
-                    try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('cache_key', ?), ('complete', '1')", arguments: [findingsKey])
-                }
+                try buildFindings(findingsPath, key: findingsKey, rules: rules, limits: limits)
             }
         }
         try attach(findings: findingsPath)
@@ -165,6 +177,34 @@ public final class AnalysisDatabase {
                 .map { RuleError(stored: $0["error"]) }
         }
         return Diagnosis(rules: rules, errors: loadErrors + runErrors)
+    }
+
+    /// Runs `rules` into a new findings file at `path`, written whole into a temporary file and renamed.
+    private func buildFindings(_ target: String, key findingsKey: String, rules: [DiagnosisRule], limits: QueryLimits) throws {
+        let partial = target + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
+        try? FileManager.default.removeItem(atPath: partial)
+        do {
+            let c = try RawConnection(creating: partial)
+            try AnalysisSchema.registerTables(connection: c.handle)
+            // each statement its own transaction: a rule stopped at its time limit takes back its own
+            // findings only (SQLite rolls back the whole transaction of an interrupted statement)
+            try c.execute("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF")
+            try c.execute("ATTACH DATABASE '\(path.replacingOccurrences(of: "'", with: "''"))' AS analysis")
+            try AnalysisSchema.connectTables(c, schema: "analysis")
+            for f in AnalysisSchema.findingTables { try c.execute(f.sql) }
+            try RuleEngine.run(rules, c, limits: limits)
+            try c.execute("INSERT OR REPLACE INTO meta VALUES ('cache_key', '\(findingsKey)'), ('complete', '1')")
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+        try? FileManager.default.removeItem(atPath: target)
+        do {
+            try FileManager.default.moveItem(atPath: partial, toPath: target)
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw AnalysisError.analysisDatabase(path: target, why: error.localizedDescription)
+        }
     }
 
     private func findingsFile(_ findingsKey: String, in dir: String) -> String {
@@ -186,13 +226,25 @@ public final class AnalysisDatabase {
         attachedFindings = file
     }
 
+    /// A connection of its own for SQL that users write (`skbtrail sql`): the analysis read-only, the
+    /// findings attached as on `reader`, and a sandbox that lets the query read and nothing else.
+    func userConnection(limits: QueryLimits) throws -> (RawConnection, Sandbox) {
+        let c = try RawConnection(readOnly: path)
+        try AnalysisSchema.registerTables(connection: c.handle)
+        try AnalysisSchema.connectTables(c)
+        if let attachedFindings {
+            try c.execute("ATTACH DATABASE '\(attachedFindings.replacingOccurrences(of: "'", with: "''"))' AS findings")
+            for f in AnalysisSchema.findingViews { try c.execute(f.sql) }
+        }
+        return (c, Sandbox(c.handle, limits: limits))
+    }
+
     // MARK: files
 
     /// Builds a cache file: `body` fills a new database in a temporary file beside `path`, in one
-    /// transaction (with the analysis database `attaching` attached as `analysis`, for a findings file),
-    /// and the file is renamed into place only when it is complete.
+    /// transaction, and the file is renamed into place only when it is complete.
     @discardableResult
-    static func build<T>(_ path: String, attaching: String? = nil, _ body: (Database) throws -> T) throws -> T {
+    static func build<T>(_ path: String, _ body: (Database) throws -> T) throws -> T {
         let partial = path + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
         try? FileManager.default.removeItem(atPath: partial)
         do {
@@ -204,7 +256,6 @@ public final class AnalysisDatabase {
                 try db.execute(sql: "PRAGMA main.locking_mode = EXCLUSIVE")
                 try db.execute(sql: "PRAGMA main.cache_size = -65536")
                 try db.execute(sql: "PRAGMA main.synchronous = OFF")
-                if let attaching { try db.execute(sql: "ATTACH DATABASE ? AS analysis", arguments: [attaching]) }
             }
             let result = try db.write { try body($0) }
             try db.close()
@@ -254,8 +305,16 @@ public final class AnalysisDatabase {
         return (home as NSString).appendingPathComponent(".cache/skbtrail")
     }
 
+    /// A new directory `skbtrail-PID-UUID` in $TMPDIR. Those of processes that are gone (a crash, a
+    /// kill -9) are removed first.
     static func makeTemporaryDirectory() throws -> String {
-        let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("skbtrail-\(UUID().uuidString)")
+        let tmp = NSTemporaryDirectory()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] where name.hasPrefix("skbtrail-") {
+            let parts = name.split(separator: "-")
+            guard parts.count >= 3, let pid = Int32(parts[1]), pid > 0, kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: (tmp as NSString).appendingPathComponent(name))
+        }
+        let dir = (tmp as NSString).appendingPathComponent("skbtrail-\(getpid())-\(UUID().uuidString)")
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {

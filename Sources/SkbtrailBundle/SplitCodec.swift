@@ -58,13 +58,17 @@ public enum SplitCodec {
     }
 
     /// The raw records back from a payload. Throws on a payload that cannot be one.
-    public static func join(_ payload: [UInt8], count: Int, into raw: inout [UInt8]) throws {
+    public static func join(_ payload: [UInt8], count: Int, into raw: inout [UInt8], fixed expected: Int? = nil) throws {
         guard count >= 8 else { throw BundleError.corruptChunk("split payload of \(count) bytes") }
         let (n, fixed) = payload.withUnsafeBytes {
             (Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
              Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self))))
         }
-        guard fixed >= 4, n <= count, fixed <= count, 8 + n * fixed <= count else {
+        if let expected, fixed != expected {
+            throw BundleError.corruptChunk("split payload says its fixed headers are \(fixed) bytes, not \(expected)")
+        }
+        // n <= count and fixed <= 65536 keep n * fixed far from overflow
+        guard fixed >= 4, fixed <= 1 << 16, n <= count, n * fixed <= count - 8 else {
             throw BundleError.corruptChunk("split payload says \(n) records of \(fixed) bytes in \(count) bytes")
         }
         let rawSize = count - 8

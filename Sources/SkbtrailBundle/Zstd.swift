@@ -1,7 +1,9 @@
 import CZstd
 import Foundation
 
-/// zstd through libzstd: one compression context reused for every chunk.
+/// zstd through libzstd: one compression context reused for every chunk. Every frame carries zstd's
+/// checksum of its content, which decompression verifies: a damaged chunk is found, not decoded into
+/// other packets.
 public final class ZstdCompressor {
     private let context: OpaquePointer
     public let level: Int32
@@ -9,6 +11,8 @@ public final class ZstdCompressor {
     public init(level: Int32) {
         self.level = level
         context = ZSTD_createCCtx()
+        ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
     }
 
     deinit { ZSTD_freeCCtx(context) }
@@ -18,7 +22,7 @@ public final class ZstdCompressor {
         let bound = ZSTD_compressBound(bytes.count)
         var out = Data(count: bound)
         let written = out.withUnsafeMutableBytes { dst in
-            ZSTD_compressCCtx(context, dst.baseAddress, bound, bytes.baseAddress, bytes.count, level)
+            ZSTD_compress2(context, dst.baseAddress, bound, bytes.baseAddress, bytes.count)
         }
         if ZSTD_isError(written) != 0 {
             throw BundleError.codec("zstd compression failed: \(String(cString: ZSTD_getErrorName(written)))")
@@ -31,6 +35,14 @@ public final class ZstdCompressor {
 public enum Zstd {
     /// The largest frame skbtrail decompresses: a recorder chunk is at most 64 MiB (--chunk-size).
     public static let maxFrame = 256 << 20
+
+    /// Whether a frame carries a content checksum (bit 2 of its frame header descriptor).
+    public static func hasChecksum(_ data: Data) -> Bool {
+        guard data.count >= 5 else { return false }
+        return data.withUnsafeBytes { p in
+            p.loadUnaligned(fromByteOffset: 0, as: UInt32.self) == 0xFD2F_B528 && p[4] & 0x04 != 0
+        }
+    }
 
     /// The decompressed size a frame records, or nil when it records none (or is not a frame).
     public static func frameContentSize(_ raw: UnsafeRawBufferPointer) -> Int? {

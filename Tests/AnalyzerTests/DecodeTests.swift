@@ -44,6 +44,11 @@ import Testing
                    bytes: ipv4(src: [192, 168, 0, 1], dst: [192, 168, 0, 2], proto: 47, l4: [0, 0, 0x08, 0x00] + ipv4(src: a, dst: b, proto: 1, l4: [8, 0, 0, 0, 0, 1, 0, 1])),
                    tuple: "GRE 192.168.0.1 > 192.168.0.2 (gre: ICMP 10.0.1.1 > 10.0.2.2 echo-request id 1 seq 1)"),
         HeaderCase(name: "truncated IPv4", ethertype: 0x0800, bytes: [0x45, 0, 0, 20], tuple: ""),
+        // found by scripts/fuzz-libfuzzer.sh: IP options longer than the bytes recorded, around IPIP
+        HeaderCase(name: "IPv4 options past the snap", ethertype: 0x0800,
+                   bytes: [0x4f] + Array(ipv4(src: a, dst: b, proto: 4, l4: []).dropFirst()), tuple: "IPIP 10.0.1.1 > 10.0.2.2"),
+        HeaderCase(name: "IPv6 extension header past the snap", ethertype: 0x86DD,
+                   bytes: [0x60, 0, 0, 0, 0, 8, 0, 64] + v6a + v6b + [41, 200, 0, 0, 0, 0, 0, 0], tuple: "IPv6 fd00::1 > fd00::2"),
     ]
 
     @Test(arguments: headerCases)

@@ -31,6 +31,36 @@ struct Fixture {
     static let all = ["netfilter-drop", "closed-port", "nat-router", "afpacket"]
 }
 
+/// The fixture `name` written again into `dir` by this build's BundleWriter (whose chunks carry zstd
+/// checksums), under a new recording id: each record passes through `change` (which may alter it, or
+/// return false to leave it out).
+func rewriteFixture(_ name: String, into dir: String, _ change: (inout st_event, Int) -> Bool = { _, _ in true }) throws -> String {
+    let source = try BundleReader(path: Fixture(name: name).path)
+    let path = (dir as NSString).appendingPathComponent("\(name)-rewritten.skbt")
+    var rec = source.recording
+    rec.uuid = UUID().uuidString
+    let writer = try BundleWriter(path: path, recording: rec)
+    var walker = RecordWalker()
+    var index = 0
+    try source.forEachChunk { info, buffer, count in
+        var out = RecordBuilder()
+        try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
+            var e = ev
+            defer { index += 1 }
+            if change(&e, index) { out.add(e, packet: Array(snap)) }
+        }
+        try out.bytes.withUnsafeBytes { try writer.appendChunk($0, records: out.count, firstTs: out.firstTs, lastTs: out.lastTs) }
+    }
+    try writer.writeProbes(try source.probes())
+    try writer.writeEnum(table: "drop_reason", try source.enumNames(table: "drop_reason").map { EnumName(value: $0.key, name: $0.value) })
+    var snapshot = MachineSnapshot()
+    snapshot.netns = try source.netns()
+    snapshot.interfaces = try source.interfaces()
+    try writer.writeSnapshot(snapshot)
+    try writer.finish(endedNs: UInt64(rec.endedNs ?? rec.startedNs), reason: rec.stopReason ?? "test")
+    return path
+}
+
 /// A scratch directory removed by the caller.
 func scratchDirectory() throws -> String {
     let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("skbtrail-test-\(UUID().uuidString)")

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import SkbtrailBundle
 import SkbtrailEvents
 import Testing
@@ -70,6 +71,9 @@ struct RecorderEndToEndTests {
         let reader = try BundleReader(path: bundle)
         #expect(reader.recording.endedNs != nil)
         #expect(reader.recording.stopReason?.contains("command exited 0") == true)
+        // Every chunk carries zstd's checksum of its records, verified whenever it is read.
+        let stored = try reader.readBundle { try Data.fetchAll($0, sql: "SELECT data FROM chunk") }
+        #expect(!stored.isEmpty && stored.allSatisfy(Zstd.hasChecksum), "chunks without a zstd checksum")
         let events = try reader.events()
         let reasons = try reader.enumNames(table: "drop_reason")
         let netfilterDrop = try #require(reasons.first { $0.value == "NETFILTER_DROP" }?.key,

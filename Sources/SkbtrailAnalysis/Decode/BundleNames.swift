@@ -17,23 +17,6 @@ struct BundleNames {
 
     init() {}
 
-    /// Reads them from `reader`'s metadata tables.
-    init(_ reader: BundleReader) throws {
-        for p in try reader.probes() {
-            if ProbeTable.isNetfilterBracket(p.probe), let f = p.family, let h = p.hook {
-                nfProbe[BundleNames.nfKey(probe: p.probe, family: f, hook: h)] = p.name
-            } else if probe[p.probe] == nil {
-                probe[p.probe] = p.name
-            }
-        }
-        dropReason = try reader.enumNames(table: "drop_reason")
-        rstReason = try reader.enumNames(table: "rst_reason")
-        for s in try reader.symbols() {
-            symbol[s.address] = s.offset == 0 ? s.name : "\(s.name)+0x\(String(s.offset, radix: 16))"
-        }
-        for i in try reader.interfaces() { ifname[i.netns << 32 | Int64(i.ifindex)] = i.name }
-    }
-
     /// Reads them from the copies of the bundle's tables in an analysis database (`schema` of
     /// `connection`), as the `ev` virtual table needs them.
     init(connection: OpaquePointer, schema: String) throws {

@@ -36,14 +36,16 @@ public struct Decoder {
     func decode(into db: Database) throws -> Stats {
         var stats = Stats()
         let started = Date()
-        let names = try BundleNames(reader)
         let chunks = try reader.chunks()
-        let total = chunks.reduce(0) { $0 + $1.records }
+        let total = chunks.reduce(0) { $0 &+ $1.records }
         let lostPerCPU = try reader.lost()
-        let lost = LostEvents(total: lostPerCPU.values.reduce(0, +), cpus: lostPerCPU.filter { $0.value > 0 }.keys.sorted())
+        let lost = LostEvents(total: lostPerCPU.values.reduce(Int64(0)) { $0.addingReportingOverflow($1).overflow ? .max : $0 + $1 }, cpus: lostPerCPU.filter { $0.value > 0 }.keys.sorted())
         try AnalysisSchema.registerTables(db)
         for file in AnalysisSchema.tables { try db.execute(sql: file.sql) }
-        try MetadataCopy.copy(from: reader, into: db)
+        var damage = try MetadataCopy.copy(from: reader, into: db)
+        // names from the copies, whose values MetadataCopy checked
+        guard let connection = db.sqliteConnection else { throw AnalysisError.message("internal: no database connection") }
+        let names = try BundleNames(connection: connection, schema: "main")
         try writeChunks(db, chunks)
         let stream = try DecodeStream(db: db, names: names, lost: lost)
         // The time-order window: records walked but not yet released, and their times.
@@ -71,24 +73,30 @@ public struct Decoder {
         do {
             var t = times.now()
             try reader.forEachChunk { info, buffer, count, codec, stored in
+                try Sandbox.checkInterrupt("the decode of \(reader.path)")
                 times.add(&times.read, since: &t)
                 var minTs = UInt64.max
                 let carry = walker.carry
                 let first = stream.store.records
                 var number = UInt32(truncatingIfNeeded: first)
-                try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
-                    var hdr = HeaderTable.none
-                    var hash: UInt64 = 0
-                    if !snap.isEmpty && ev.l3_from != 0 {
-                        snap.withUnsafeBytes { raw in
-                            hdr = headers.intern(raw, ethertype: UInt16(bigEndian: ev.protocol))
-                            hash = HeaderTable.bytesHash(raw, limit: 64)
+                do {
+                    try walker.walk(buffer, count: count, chunk: info.id) { ev, snap in
+                        var hdr = HeaderTable.none
+                        var hash: UInt64 = 0
+                        if !snap.isEmpty && ev.l3_from != 0 {
+                            snap.withUnsafeBytes { raw in
+                                hdr = headers.intern(raw, ethertype: UInt16(bigEndian: ev.protocol))
+                                hash = HeaderTable.bytesHash(raw, limit: 64)
+                            }
                         }
+                        pending.append(DecodedRecord(ev: ev, hdr: hdr, bytesHash: hash, number: number))
+                        number &+= 1
+                        pendingTs.append(ev.ts)
+                        minTs = min(minTs, ev.ts)
                     }
-                    pending.append(DecodedRecord(ev: ev, hdr: hdr, bytesHash: hash, number: number))
-                    number &+= 1
-                    pendingTs.append(ev.ts)
-                    minTs = min(minTs, ev.ts)
+                } catch BundleError.corruptChunk(let why) {
+                    // the records before the damage stay; the rest of the chunk is left out
+                    damage.append("\(reader.path), \(why): the rest of the chunk is skipped")
                 }
                 try stream.store.add(chunk: info.id, records: Int(number &- UInt32(truncatingIfNeeded: first)), codec: codec,
                                      rawSize: info.rawSize, data: stored, carry: carry)
@@ -99,8 +107,6 @@ public struct Decoder {
                 progress?.update("decoding", done: stream.released, total: total)
                 t = times.now()
             }
-        } catch BundleError.corruptChunk(let why) {
-            throw AnalysisError.corruptChunk(path: reader.path, why: why.hasPrefix(reader.path + ", ") ? String(why.dropFirst(reader.path.count + 2)) : why)
         }
         try release(before: .max)
         DecodeTiming.phase("streamed", started)
@@ -122,6 +128,7 @@ public struct Decoder {
             ("events", String(stats.events)), ("unknown_records", String(stats.unknownRecords)),
             ("reordered_events", String(stats.reordered)), ("unresolved_bytes", String(walker.unresolvedBytes)),
             ("packets", String(stats.packets)),
+            ("damage", (reader.damage + damage).joined(separator: "\n")),
         ]
         for (k, v) in meta { try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES (?, ?)", arguments: [k, v]) }
         progress?.finish()

@@ -132,10 +132,14 @@ final class EventSource {
             chunk.steps = EventSource.words(s, 6)
             let (buffer, count) = try ChunkCodec.decompress(data, codec: codec, rawSize: rawSize, chunk: id)
             var walker = RecordWalker(carry: carry)
-            try walker.walk(buffer, count: count, chunk: id) { ev, snap in
-                chunk.events.append(ev)
-                chunk.ranges.append((chunk.bytes.count, snap.count))
-                chunk.bytes.append(contentsOf: snap)
+            do {
+                try walker.walk(buffer, count: count, chunk: id) { ev, snap in
+                    chunk.events.append(ev)
+                    chunk.ranges.append((chunk.bytes.count, snap.count))
+                    chunk.bytes.append(contentsOf: snap)
+                }
+            } catch BundleError.corruptChunk {
+                // the decode kept the records before the damage, and so does this walk
             }
         }
         guard chunk.ids.count == chunk.events.count, chunk.packets.count == chunk.events.count,

@@ -211,6 +211,8 @@ public struct PacketHeaders: Sendable {
     private mutating func parseL4(_ b: UnsafeRawBufferPointer, at off: Int, depth: Int) {
         func u16(_ i: Int) -> UInt16 { UInt16(b[i]) << 8 | UInt16(b[i + 1]) }
         func u32(_ i: Int) -> UInt32 { UInt32(u16(i)) << 16 | UInt32(u16(i + 2)) }
+        // IP options or extension headers longer than the bytes recorded: no transport header to read
+        guard off <= b.count else { return }
         switch l4 {
         case 6: // TCP
             guard b.count >= off + 14 else { fragment = true; return }

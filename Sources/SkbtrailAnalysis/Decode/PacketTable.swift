@@ -217,6 +217,10 @@ final class PacketTable: VirtualTable {
         try VirtualTables.register(moduleName, Module(), on: db)
     }
 
+    static func register(connection: OpaquePointer) throws {
+        try VirtualTables.register(moduleName, Module(), connection: connection)
+    }
+
     /// The module: its columns, and a table for each schema that declares one.
     final class Module: VirtualTableKind {
         private static let columns = "CREATE TABLE x(" + PacketColumn.allCases.map { String(describing: $0) }.joined(separator: ", ") + ")"

@@ -35,6 +35,10 @@ enum VirtualTables {
     /// Makes the module `name` known to `db` (once per connection).
     static func register(_ name: String, _ kind: VirtualTableKind, on db: Database) throws {
         guard let connection = db.sqliteConnection else { return }
+        try register(name, kind, connection: connection)
+    }
+
+    static func register(_ name: String, _ kind: VirtualTableKind, connection: OpaquePointer) throws {
         let aux = Unmanaged.passRetained(kind).toOpaque()
         let rc = withUnsafePointer(to: &module) { m in
             sqlite3_create_module_v2(connection, name, m, aux) { p in

@@ -128,8 +128,7 @@ extension DiagnosisRule {
     }
 
     /// Compiles the rule alone to find syntax errors and missing columns, with the line of the error.
-    func check(_ db: Database) -> RuleError? {
-        guard let connection = db.sqliteConnection else { return nil }
+    func check(_ connection: OpaquePointer) -> RuleError? {
         let text = body
         var statement: OpaquePointer?
         var tail: UnsafePointer<CChar>?

@@ -1,4 +1,5 @@
 import GRDB
+import GRDBSQLite
 
 /// Which probes a bundle attached, to say what a rule's findings could not prove.
 public struct ProbeAvailability {
@@ -13,17 +14,18 @@ public struct ProbeAvailability {
     var netfilter = false
     var netfilterError: String?
 
-    init(_ db: Database) throws {
-        for row in try Row.fetchAll(db, sql: "SELECT name, kind, attached, error FROM bundle_probe") {
-            let name: String = row["name"]
-            let kind: String = row["kind"] ?? ""
-            let ok = (row["attached"] as Int64? ?? 0) == 1
+    init(_ connection: OpaquePointer) throws {
+        let rows = try RawStatement(connection, "SELECT name, kind, attached, error FROM bundle_probe")
+        rows.run()
+        while try rows.step() {
+            let name = rows.text(0) ?? "", kind = rows.text(1) ?? ""
+            let ok = rows.optInt(2) == 1
             if kind == "netfilter" {
                 netfilter = netfilter || ok
-                if !ok, netfilterError == nil { netfilterError = row["error"] }
+                if !ok, netfilterError == nil { netfilterError = rows.text(3) }
             } else {
                 attached[name] = (attached[name] ?? false) || ok
-                if !ok, let e: String = row["error"] { errors[name] = e }
+                if !ok, let e = rows.text(3) { errors[name] = e }
             }
         }
     }

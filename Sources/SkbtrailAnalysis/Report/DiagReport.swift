@@ -40,15 +40,15 @@ struct Finding {
     }
 
     init(_ row: Row) {
-        packetID = row["packet_id"]
-        eventID = row["event_id"]
-        level = row["level"]
-        code = row["code"]
-        rule = row["rule"]
-        message = row["message"]
-        advice = row["advice"]
-        confidence = row["confidence"]
-        inferred = row["inferred"]
+        packetID = row.optInt("packet_id")
+        eventID = row.optInt("event_id")
+        level = row.optText("level") ?? "INFO"
+        code = row.text("code")
+        rule = row.text("rule")
+        message = row.text("message")
+        advice = row.optText("advice")
+        confidence = row.optText("confidence") ?? "certain"
+        inferred = row.optText("inferred")
     }
 
     var severity: Int { level == "ERROR" ? 3 : level == "WARN" ? 2 : 1 }
@@ -135,7 +135,7 @@ extension AnalysisDatabase {
             var fates: [(String, Int)] = []
             for row in try Row.fetchAll(db, sql: "SELECT p.fate, count(*) AS n FROM pkt p WHERE \(cond) GROUP BY p.fate ORDER BY n DESC, p.fate",
                                         arguments: StatementArguments(args)) {
-                fates.append((row["fate"], row["n"]))
+                fates.append((row.text("fate"), Int(row.int("n"))))
             }
             // per code: the level of its worst finding and the count, worst and most frequent first
             let scope = "(f.packet_id IS NULL OR f.packet_id IN (SELECT p.id FROM pkt p WHERE \(cond)))"
@@ -144,12 +144,12 @@ extension AnalysisDatabase {
                 SELECT f.code, max(f.severity) AS severity, count(*) AS n FROM finding f WHERE \(scope)
                 GROUP BY f.code ORDER BY severity DESC, n DESC, f.code
                 """, arguments: StatementArguments(args)) {
-                codeList.append((row["code"], Finding.levelName(row["severity"]), row["n"]))
+                codeList.append((row.text("code"), Finding.levelName(Int(row.int("severity"))), Int(row.int("n"))))
             }
             var levelCounts: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT f.level, count(*) AS n FROM finding f WHERE \(scope) GROUP BY f.level",
                                         arguments: StatementArguments(args)) {
-                levelCounts[row["level"]] = row["n"]
+                levelCounts[row.text("level")] = Int(row.int("n"))
             }
 
             if options.json {

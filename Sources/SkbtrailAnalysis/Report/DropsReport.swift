@@ -21,25 +21,25 @@ extension AnalysisDatabase {
         if json {
             var out = ""
             for r in rows {
-                let first: Int64 = r["first_ts"], last: Int64 = r["last_ts"]
+                let first = r.int("first_ts"), last = r.int("last_ts")
                 out += JSON.object([
-                    ("reason", .opt(r["reason"] as String?)), ("location", .opt(r["location"] as String?)),
-                    ("netfilter", .opt(r["netfilter"] as String?)), ("ifname", .opt(r["ifname"] as String?)),
-                    ("netns", .opt(r["netns"] as String?)), ("count", .int(r["count"])),
-                    ("first_t_ns", .int(first - started)), ("last_t_ns", .int(last - started)),
-                    ("first_unix_ns", .int(first + bundle.recording.bootToUnixNs)),
-                    ("last_unix_ns", .int(last + bundle.recording.bootToUnixNs)),
-                    ("first_packet", .int(r["first_packet"])),
+                    ("reason", .opt(r.optText("reason"))), ("location", .opt(r.optText("location"))),
+                    ("netfilter", .opt(r.optText("netfilter"))), ("ifname", .opt(r.optText("ifname"))),
+                    ("netns", .opt(r.optText("netns"))), ("count", .int(r.int("count"))),
+                    ("first_t_ns", .int(first &- started)), ("last_t_ns", .int(last &- started)),
+                    ("first_unix_ns", .int(first &+ bundle.recording.bootToUnixNs)),
+                    ("last_unix_ns", .int(last &+ bundle.recording.bootToUnixNs)),
+                    ("first_packet", .int(r.int("first_packet"))),
                 ]).text + "\n"
             }
             return out
         }
         if rows.isEmpty { return "no drops recorded\n" }
         let table = rows.map { r -> [String] in
-            let first: Int64 = r["first_ts"], last: Int64 = r["last_ts"]
-            return [String(r["count"] as Int64), r["reason"] ?? "-", r["location"] ?? "-", r["netfilter"] ?? "-",
-                    r["ifname"] ?? "-", r["netns"] ?? "-", TextLayout.seconds(first - started), TextLayout.seconds(last - started),
-                    String(r["first_packet"] as Int64)]
+            let first = r.int("first_ts"), last = r.int("last_ts")
+            return [String(r.int("count")), (r.optText("reason") ?? "-"), (r.optText("location") ?? "-"), (r.optText("netfilter") ?? "-"),
+                    (r.optText("ifname") ?? "-"), (r.optText("netns") ?? "-"), TextLayout.seconds(first &- started), TextLayout.seconds(last &- started),
+                    String(r.int("first_packet"))]
         }
         return TextLayout.table(["COUNT", "REASON", "LOCATION", "NETFILTER", "IFACE", "NETNS", "FIRST", "LAST", "PACKET"],
                                 table, right: [0, 6, 7])

@@ -7,23 +7,23 @@ extension AnalysisDatabase {
     public func infoReport(json: Bool) throws -> String {
         let r = bundle.recording
         let chunks = try bundle.chunks()
-        let raw = chunks.reduce(Int64(0)) { $0 + Int64($1.rawSize) }
-        let stored = chunks.reduce(Int64(0)) { $0 + Int64($1.storedSize) }
+        let raw = chunks.reduce(Int64(0)) { $0 &+ Int64($1.rawSize) }
+        let stored = chunks.reduce(Int64(0)) { $0 &+ Int64($1.storedSize) }
         let fileSize = bundle.fileSize()
         let lost = try bundle.lost().sorted { $0.key < $1.key }
-        let lostTotal = lost.reduce(Int64(0)) { $0 + $1.value }
+        let lostTotal = lost.reduce(Int64(0)) { $0.addingReportingOverflow($1.value).overflow ? .max : $0 + $1.value }
         let probes = try reader.read { db in
             try Row.fetchAll(db, sql: "SELECT probe, name, tier, kind, target, family, hook, priority, attached, error, events FROM probe ORDER BY probe, family, hook")
         }
         let counts = try reader.read { db in
             try Row.fetchAll(db, sql: "SELECT probe, family, hook, name, events FROM probe_events ORDER BY probe, family, hook")
         }
-        let events: Int64 = counts.reduce(0) { $0 + ($1["events"] as Int64) }
+        let events: Int64 = counts.reduce(0) { $0 &+ $1.int("events") }
         let unknown = try reader.read { try Int64.fetchOne($0, sql: "SELECT unknown_records FROM recording") } ?? 0
         let packets = try reader.read { try Int64.fetchOne($0, sql: "SELECT packets FROM recording") } ?? 0
-        let startUnix = r.startedNs + r.bootToUnixNs
+        let startUnix = r.startedNs &+ r.bootToUnixNs
         let endNs = r.endedNs ?? chunks.map(\.lastTs).max()
-        let duration = endNs.map { $0 - r.startedNs }
+        let duration = endNs.map { $0 &- r.startedNs }
         let commandLine: String = {
             guard let data = r.commandLine.data(using: .utf8),
                   let argv = try? JSONSerialization.jsonObject(with: data) as? [String] else { return r.commandLine }
@@ -43,7 +43,7 @@ extension AnalysisDatabase {
                 ("command_line", .string(commandLine)),
                 ("filters", .string(r.filters)),
                 ("started_unix_ns", .int(startUnix)),
-                ("ended_unix_ns", .opt(r.endedNs.map { $0 + r.bootToUnixNs })),
+                ("ended_unix_ns", .opt(r.endedNs.map { $0 &+ r.bootToUnixNs })),
                 ("duration_ns", .opt(duration)),
                 ("ended_cleanly", .bool(r.endedNs != nil)),
                 ("stop_reason", .opt(r.stopReason)),
@@ -51,6 +51,7 @@ extension AnalysisDatabase {
                 ("packets", .int(packets)),
                 ("unknown_records", .int(unknown)),
                 ("lost_events", .int(lostTotal)),
+                ("damage", .array(damage.map { .string($0) })),
                 ("lost_per_cpu", .object(lost.map { ("\($0.key)", .int($0.value)) })),
                 ("chunks", .int(Int64(chunks.count))),
                 ("raw_bytes", .int(raw)),
@@ -60,15 +61,15 @@ extension AnalysisDatabase {
                 ("stored_bytes_per_event", .double(events > 0 ? (Double(stored) / Double(events) * 10).rounded() / 10 : 0)),
                 ("probes", .array(probes.map { p in
                     .object([
-                        ("probe", .int(p["probe"])), ("name", .string(p["name"])), ("tier", .int(p["tier"])),
-                        ("kind", .string(p["kind"])), ("target", .string(p["target"])),
-                        ("family", .opt(p["family"] as Int64?)), ("hook", .opt(p["hook"] as Int64?)),
-                        ("priority", .opt(p["priority"] as Int64?)), ("attached", .bool(p["attached"])),
-                        ("error", .opt(p["error"] as String?)), ("events", .int(p["events"])),
+                        ("probe", .int(p.int("probe"))), ("name", .string(p.text("name"))), ("tier", .int(p.int("tier"))),
+                        ("kind", .string(p.text("kind"))), ("target", .string(p.text("target"))),
+                        ("family", .opt(p.optInt("family"))), ("hook", .opt(p.optInt("hook"))),
+                        ("priority", .opt(p.optInt("priority"))), ("attached", .bool(p.flag("attached"))),
+                        ("error", .opt(p.optText("error"))), ("events", .int(p.int("events"))),
                     ])
                 })),
                 ("events_per_probe", .array(counts.map { c in
-                    .object([("probe", .int(c["probe"])), ("name", .string(c["name"])), ("events", .int(c["events"]))])
+                    .object([("probe", .int(c.int("probe"))), ("name", .string(c.text("name"))), ("events", .int(c.int("events")))])
                 })),
             ])
             return obj.text + "\n"
@@ -83,7 +84,7 @@ extension AnalysisDatabase {
         if r.filters != "{}" && !r.filters.isEmpty { line("filters", r.filters) }
         line("started", TextLayout.wallClock(unixNs: startUnix))
         if let ended = r.endedNs {
-            line("ended", "\(TextLayout.wallClock(unixNs: ended + r.bootToUnixNs)) (\(r.stopReason ?? "no reason given"))")
+            line("ended", "\(TextLayout.wallClock(unixNs: ended &+ r.bootToUnixNs)) (\(r.stopReason ?? "no reason given"))")
         } else {
             line("ended", "did not end cleanly (no stop recorded; the last chunk is the end of the data)")
         }
@@ -96,6 +97,7 @@ extension AnalysisDatabase {
         } else {
             line("lost", "none")
         }
+        for d in damage { line("damaged", d) }
         let ratio = stored > 0 ? String(format: "%.1fx", Double(raw) / Double(stored)) : "-"
         let perEvent = events > 0 ? String(format: "%.1f", Double(stored) / Double(events)) : "-"
         line("size", "raw \(TextLayout.bytes(raw)), stored \(TextLayout.bytes(stored)) (\(ratio)), \(perEvent) bytes/event")
@@ -105,12 +107,12 @@ extension AnalysisDatabase {
         var rows: [[String]] = []
         var nfRows: [String: Int64] = [:]
         for c in counts {
-            let probe: Int = c["probe"]
+            let probe = Int(c.int("probe"))
             if ProbeTable.isNetfilterBracket(probe) {
-                let key = "nf:\(KernelNames.family(c["family"] ?? 0)):\(KernelNames.hook(c["hook"] ?? 0).lowercased())"
-                nfRows[key, default: 0] += c["events"]
+                let key = "nf:\(KernelNames.family(Int(c.int("family")))):\(KernelNames.hook(Int(c.int("hook"))).lowercased())"
+                nfRows[key, default: 0] &+= c.int("events")
             } else {
-                rows.append([c["name"], String(c["events"] as Int64)])
+                rows.append([c.text("name"), String(c.int("events"))])
             }
         }
         rows.sort { (Int64($0[1]) ?? 0, $1[0]) > (Int64($1[1]) ?? 0, $0[0]) }
@@ -121,16 +123,16 @@ extension AnalysisDatabase {
             out += TextLayout.table(["  PROBE", "EVENTS"], rows.map { ["  " + $0[0], $0[1]] }, right: [1])
         }
 
-        let attached = probes.filter { $0["attached"] as Bool }
-        let failed = probes.filter { !($0["attached"] as Bool) }
-        let nfAttached = attached.filter { ($0["kind"] as String) == "netfilter" }.count
+        let attached = probes.filter { $0.flag("attached") }
+        let failed = probes.filter { !$0.flag("attached") }
+        let nfAttached = attached.filter { $0.text("kind") == "netfilter" }.count
         out += "\nprobes: \(attached.count) attached (\(attached.count - nfAttached) tracepoints, \(nfAttached) netfilter brackets), \(failed.count) not attached\n"
         if !failed.isEmpty {
             // the same error for many attach points is said once
             var byError: [(String, [String])] = []
             for f in failed {
-                let why: String = f["error"] ?? "no reason recorded"
-                if let i = byError.firstIndex(where: { $0.0 == why }) { byError[i].1.append(f["name"]) } else { byError.append((why, [f["name"]])) }
+                let why = f.optText("error") ?? "no reason recorded"
+                if let i = byError.firstIndex(where: { $0.0 == why }) { byError[i].1.append((f.optText("name") ?? "?")) } else { byError.append((why, [(f.optText("name") ?? "?")])) }
             }
             for (why, names) in byError {
                 let shown = names.count > 4 ? names.prefix(4).joined(separator: ", ") + " and \(names.count - 4) more" : names.joined(separator: ", ")

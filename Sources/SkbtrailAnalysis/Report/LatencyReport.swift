@@ -35,7 +35,7 @@ extension AnalysisDatabase {
         var span: Int64 = 0
         var spanFrom = 0
         var spanTo = 0
-        var lifetime: Int64 { (steps.last?.ts ?? 0) - (steps.first?.ts ?? 0) }
+        var lifetime: Int64 { (steps.last?.ts ?? 0) &- (steps.first?.ts ?? 0) }
     }
 
     /// Whether a step's probe name is what the user named.
@@ -74,7 +74,7 @@ extension AnalysisDatabase {
                     return
                 }
                 p.spanFrom = f; p.spanTo = t
-                p.span = p.steps[t].ts - p.steps[f].ts
+                p.span = p.steps[t].ts &- p.steps[f].ts
             } else {
                 p.spanFrom = 0; p.spanTo = p.steps.count - 1
                 p.span = p.lifetime
@@ -83,7 +83,7 @@ extension AnalysisDatabase {
             if p.spanTo > p.spanFrom {
                 for i in (p.spanFrom + 1)...p.spanTo {
                     let a = p.steps[i - 1].probe, b = p.steps[i].probe
-                    hopTimes[a + "\u{0}" + b, default: (a, b, [])].values.append(p.steps[i].ts - p.steps[i - 1].ts)
+                    hopTimes[a + "\u{0}" + b, default: (a, b, [])].values.append(p.steps[i].ts &- p.steps[i - 1].ts)
                 }
             }
             guard options.minNs.map({ p.span >= $0 }) ?? true else { return }
@@ -100,20 +100,20 @@ extension AnalysisDatabase {
                 """, arguments: StatementArguments(args))
             var current: LatencyPacket?
             while let row = try cursor.next() {
-                let id: Int64 = row["id"]
+                let id = row.int("id")
                 if current?.id != id {
                     if let c = current { take(c) }
-                    current = LatencyPacket(id: id, tuple: row["tuple"], fate: row["fate"])
+                    current = LatencyPacket(id: id, tuple: row.text("tuple"), fate: row.text("fate"))
                 }
-                current?.steps.append(LatencyStep(step: row["step"], ts: row["ts"], probe: row["probe_name"],
-                                                  ifname: row["ifname"], netns: row["netns_name"]))
+                current?.steps.append(LatencyStep(step: row.int("step"), ts: row.int("ts"), probe: row.text("probe_name"),
+                                                  ifname: row.optText("ifname"), netns: row.optText("netns_name")))
             }
             if let c = current { take(c) }
         }
         let stats = DurationStats(spans)
         let histogram = Log2Histogram(spans)
         var hops: [Hop] = hopTimes.values.map { h -> Hop in
-            Hop(from: h.from, to: h.to, stats: DurationStats(h.values), total: h.values.reduce(0, +))
+            Hop(from: h.from, to: h.to, stats: DurationStats(h.values), total: h.values.reduce(0, &+))
         }
         hops.sort { a, b in a.total != b.total ? a.total > b.total : a.from + a.to < b.from + b.to }
         hopTimes = [:]
@@ -138,8 +138,8 @@ extension AnalysisDatabase {
                     ("steps", .array(p.steps.enumerated().map { i, s in
                         defer { last = s.ts }
                         return .object([("step", .int(s.step)), ("probe", .string(s.probe)), ("ifname", .opt(s.ifname)),
-                                        ("netns", .opt(s.netns)), ("rel_ns", .int(s.ts - (p.steps.first?.ts ?? 0))),
-                                        ("hop_ns", i == 0 ? .null : .int(s.ts - last)),
+                                        ("netns", .opt(s.netns)), ("rel_ns", .int(s.ts &- (p.steps.first?.ts ?? 0))),
+                                        ("hop_ns", i == 0 ? .null : .int(s.ts &- last)),
                                         ("in_span", .bool(i >= p.spanFrom && i <= p.spanTo))])
                     })),
                 ])
@@ -154,10 +154,10 @@ extension AnalysisDatabase {
             out += "\n"
             var rows: [[String]] = []
             for (i, s) in p.steps.enumerated() {
-                let hop = i == 0 ? "" : "+" + Duration.text(s.ts - p.steps[i - 1].ts)
+                let hop = i == 0 ? "" : "+" + Duration.text(s.ts &- p.steps[i - 1].ts)
                 let mark = options.from != nil && (i == p.spanFrom || i == p.spanTo) ? "*" : ""
                 let place = [s.ifname, s.netns].compactMap { $0 }.joined(separator: " @")
-                rows.append(["  " + Duration.text(s.ts - p.steps[0].ts), hop, mark + s.probe, place])
+                rows.append(["  " + Duration.text(s.ts &- p.steps[0].ts), hop, mark + s.probe, place])
             }
             out += TextLayout.table(["  at", "hop", "step", "where"], rows, right: [0, 1])
             out += "\n"

@@ -17,7 +17,7 @@ public enum Duration {
 
     /// 812 ns, 1.23 µs, 19.8 ms, 2.05 s: three significant digits.
     public static func text(_ ns: Int64) -> String {
-        let a = Double(abs(ns))
+        let a = Double(ns).magnitude
         let sign = ns < 0 ? "-" : ""
         func fmt(_ v: Double, _ unit: String) -> String {
             let digits = v >= 100 ? 0 : v >= 10 ? 1 : 2

@@ -280,3 +280,42 @@ public final class TextSink {
         buffer = ""
     }
 }
+
+extension Row {
+    /// Column `c` as an integer, whatever SQLite holds: a real (an overflowed sum of damaged times) is
+    /// clamped, text or NULL is 0. Reports read their rows through these, never through a subscript
+    /// that traps on an unexpected type.
+    public func int(_ c: String) -> Int64 {
+        switch (self[c] as DatabaseValue? ?? .null).storage {
+        case .int64(let v): return v
+        case .double(let d): return d.isNaN ? 0 : Int64(clamping: Int64(exactly: d.rounded()) ?? (d < 0 ? .min : .max))
+        default: return 0
+        }
+    }
+
+    /// Column `c` as an integer, nil for NULL or a value that is not a number.
+    public func optInt(_ c: String) -> Int64? {
+        switch (self[c] as DatabaseValue? ?? .null).storage {
+        case .int64(let v): return v
+        case .double(let d): return d.isNaN ? nil : (Int64(exactly: d.rounded()) ?? (d < 0 ? .min : .max))
+        default: return nil
+        }
+    }
+
+    /// Column `c` as text, "" for NULL; a number as its digits.
+    public func text(_ c: String) -> String { optText(c) ?? "" }
+
+    /// Column `c` as text, nil for NULL.
+    public func optText(_ c: String) -> String? {
+        switch (self[c] as DatabaseValue? ?? .null).storage {
+        case .string(let s): return s
+        case .int64(let v): return String(v)
+        case .double(let d): return String(d)
+        case .blob(let b): return String(decoding: b, as: UTF8.self)
+        case .null: return nil
+        }
+    }
+
+    /// Column `c` as a flag: a non-zero integer.
+    public func flag(_ c: String) -> Bool { (optInt(c) ?? 0) != 0 }
+}

@@ -8,15 +8,42 @@ final class RawStatement {
     private var handle: OpaquePointer?
     private let connection: OpaquePointer
 
-    init(_ db: Database, _ sql: String) throws {
+    convenience init(_ db: Database, _ sql: String) throws {
         guard let connection = db.sqliteConnection else { throw AnalysisError.message("internal: no database connection") }
+        try self.init(connection, sql)
+        guard tail.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw AnalysisError.message("internal: a report's query holds more than one statement")
+        }
+    }
+
+    /// Prepares the first statement of `sql`; `tail` is what follows it.
+    init(_ connection: OpaquePointer, _ sql: String) throws {
         self.connection = connection
-        guard sqlite3_prepare_v2(connection, sql, -1, &handle, nil) == SQLITE_OK else {
+        var rest: UnsafePointer<CChar>?
+        let rc = sql.withCString { text -> Int32 in
+            let rc = sqlite3_prepare_v2(connection, text, -1, &handle, &rest)
+            tail = rest.map { String(cString: $0) } ?? ""
+            return rc
+        }
+        guard rc == SQLITE_OK, handle != nil else {
             let why = String(cString: sqlite3_errmsg(connection))
             sqlite3_finalize(handle)
             handle = nil
-            throw AnalysisError.message("internal: a report's query failed to compile: \(why)")
+            throw AnalysisError.query(why.isEmpty || rc == SQLITE_OK ? "there is no statement to run" : why)
         }
+    }
+
+    /// The text after the statement.
+    private(set) var tail = ""
+
+    var columnCount: Int32 { sqlite3_column_count(handle) }
+    func columnName(_ i: Int32) -> String { sqlite3_column_name(handle, i).map { String(cString: $0) } ?? "" }
+    func type(_ i: Int32) -> Int32 { sqlite3_column_type(handle, i) }
+    func double(_ i: Int32) -> Double { sqlite3_column_double(handle, i) }
+    func blob(_ i: Int32) -> [UInt8] {
+        let n = Int(sqlite3_column_bytes(handle, i))
+        guard n > 0, let p = sqlite3_column_blob(handle, i) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
     }
 
     deinit { sqlite3_finalize(handle) }
@@ -25,6 +52,15 @@ final class RawStatement {
     func run(_ values: Int64...) {
         sqlite3_reset(handle)
         for (i, v) in values.enumerated() { sqlite3_bind_int64(handle, Int32(i + 1), v) }
+    }
+
+    /// Starts the statement again; parameters keep their values until bound again.
+    func reset() { sqlite3_reset(handle) }
+
+    func bind(_ i: Int32, _ v: Int64) { sqlite3_bind_int64(handle, i, v) }
+    func bind(_ i: Int32, _ v: String?) {
+        guard let v else { sqlite3_bind_null(handle, i); return }
+        _ = v.withCString { sqlite3_bind_text(handle, i, $0, -1, SQLITE_TRANSIENT_VALUE) }
     }
 
     /// The next row; false at the end.

@@ -28,6 +28,7 @@ struct CloneTree {
         let cursor = try Int64.fetchCursor(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id",
                                            arguments: StatementArguments(arguments))
         while let id = try cursor.next() {
+            try Sandbox.checkInterrupt("the report")
             if children[id] != nil { shownParents.insert(id) }
             if let parent = parentOf[id], shownParents.contains(parent) { continue }
             try body(id)
@@ -242,7 +243,7 @@ struct PathRenderer {
         let steps = try reader.steps(p).map { s -> JSON in
             .object([
                 ("step", .int(s.step)), ("event_id", .int(s.eventID)), ("t_ns", .int(s.ts &- started)),
-                ("rel_ns", .int(s.ts - p.firstTs)), ("unix_ns", .int(s.ts &+ boot)), ("probe", .string(s.probe)),
+                ("rel_ns", .int(s.ts &- p.firstTs)), ("unix_ns", .int(s.ts &+ boot)), ("probe", .string(s.probe)),
                 ("netns", .int(s.netns)), ("netns_name", .opt(reader.netnsName(s.netns))),
                 ("ifindex", .int(s.ifindex)), ("ifname", .opt(reader.ifname(netns: s.netns, ifindex: s.ifindex))),
                 ("cpu", .int(s.cpu)), ("pid", .int(s.pid)), ("comm", .string(s.comm)),
@@ -261,7 +262,7 @@ struct PathRenderer {
             ("drop_reason", .opt(p.dropReason)), ("drop_symbol", .opt(p.dropSymbol)),
             ("nf_family", .opt(p.nfFamily)), ("nf_hook", .opt(p.nfHook)),
             ("nf_table", .opt(p.nfTable)), ("netns_name", .opt(p.netns.flatMap(reader.netnsName))),
-            ("t_ns", .int(p.firstTs &- started)), ("duration_ns", .int(p.lastTs - p.firstTs)),
+            ("t_ns", .int(p.firstTs &- started)), ("duration_ns", .int(p.lastTs &- p.firstTs)),
             ("parent_id", .opt(p.parent)), ("clone_inferred", .bool(p.parent != nil)),
         ] + (try extra(id)) + [
             ("nat", .array(nat)), ("steps", .array(steps)), ("clones", .array(children)),

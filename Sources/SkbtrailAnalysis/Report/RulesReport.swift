@@ -3,14 +3,15 @@ import GRDB
 
 extension Diagnosis {
     /// `skbtrail rules`: every rule, what it needs, and (with a bundle) whether the bundle has it.
-    public static func rulesReport(userDirectory: String?, analysis: AnalysisDatabase?, json: Bool) throws -> String {
+    public static func rulesReport(userDirectory: String?, analysis: AnalysisDatabase?, json: Bool,
+                                   limits: QueryLimits = .defaults) throws -> String {
         var (rules, errors) = try DiagnosisRule.all(userDirectory: userDirectory)
         var status: [String: Row] = [:]
         if let analysis {
-            let diagnosis = try analysis.diagnose(userRules: userDirectory)
+            let diagnosis = try analysis.diagnose(userRules: userDirectory, limits: limits)
             errors = diagnosis.errors
             rules = diagnosis.rules
-            for row in try analysis.reader.read({ try Row.fetchAll($0, sql: "SELECT * FROM findings.diag_rule") }) { status[row["source"]] = row }
+            for row in try analysis.reader.read({ try Row.fetchAll($0, sql: "SELECT * FROM findings.diag_rule") }) { status[row.text("source")] = row }
         } else {
             // without a bundle, compile-check the user's rules on an empty analysis schema
             errors += try Diagnosis.checkWithoutBundle(rules.filter { !$0.isBuiltin })
@@ -20,9 +21,9 @@ extension Diagnosis {
                 var fields: [(String, JSON)] = [("id", .string(r.id)), ("level", .string(r.level)), ("title", .string(r.title)),
                                                 ("needs", .array(r.needs.map { .string($0) })), ("source", .string(r.source))]
                 if let s = status[r.source] {
-                    let missing: String = s["missing"] ?? ""
+                    let missing = s.text("missing")
                     fields += [("available", .bool(missing.isEmpty)), ("missing", .opt(missing.isEmpty ? nil : missing)),
-                               ("findings", .int(s["findings"])), ("error", .opt(s["error"] as String?))]
+                               ("findings", .int(s.int("findings"))), ("error", .opt(s.optText("error")))]
                 }
                 return .object(fields)
             } + errors.filter { e in !rules.contains { $0.source == e.source } }.map { .object([("error", .string($0.description))]) }).text + "\n"
@@ -32,9 +33,9 @@ extension Diagnosis {
             var row = [r.id + (r.isBuiltin ? "" : " *"), r.level, r.needs.isEmpty ? "-" : r.needs.joined(separator: ",")]
             if analysis != nil {
                 let s = status[r.source]
-                let missing: String = s?["missing"] ?? ""
-                let error: String? = s?["error"]
-                row += [error != nil ? "broken" : missing.isEmpty ? "ok" : "inferred", "\(s?["findings"] as Int64? ?? 0)"]
+                let missing = s?.text("missing") ?? ""
+                let error = s?.optText("error")
+                row += [error != nil ? "broken" : missing.isEmpty ? "ok" : "inferred", "\(s?.int("findings") ?? 0)"]
             }
             row.append(r.title)
             rows.append(row)
@@ -43,7 +44,7 @@ extension Diagnosis {
         if rules.contains(where: { !$0.isBuiltin }) { out += "* from \(userDirectory ?? "")\n" }
         if analysis != nil {
             for r in rules {
-                if let missing: String = status[r.source]?["missing"], !missing.isEmpty {
+                if let missing = status[r.source]?.optText("missing"), !missing.isEmpty {
                     out += "\(r.id): \(missing): its findings say what was inferred\n"
                 }
             }
@@ -53,13 +54,19 @@ extension Diagnosis {
     }
 
     /// Compiles rules against the analysis schema alone (no bundle), to report syntax errors by line.
+    /// Preparing is in the sandbox too: SQLite carries out some PRAGMAs while it prepares them.
     static func checkWithoutBundle(_ rules: [DiagnosisRule]) throws -> [RuleError] {
         guard !rules.isEmpty else { return [] }
-        let queue = try DatabaseQueue()
-        return try queue.write { db in
-            try AnalysisSchema.registerTables(db)
-            for file in AnalysisSchema.tables { try db.execute(sql: file.sql) }
-            return rules.compactMap { $0.check(db) }
+        let c = try RawConnection(creating: ":memory:")
+        try AnalysisSchema.registerTables(connection: c.handle)
+        for file in AnalysisSchema.tables { try c.execute(file.sql) }
+        let sandbox = Sandbox(c.handle, limits: .defaults)
+        return rules.compactMap { rule in
+            let failure = sandbox.preparing(.read) { rule.check(c.handle) }
+            if let refusal = sandbox.refusal {
+                return RuleError(source: rule.source, line: nil, message: "\(refusal): a rule only reads")
+            }
+            return failure
         }
     }
 }

@@ -44,13 +44,13 @@ extension AnalysisDatabase {
                     : "no connection matches.\n"
             }
             for c in conns {
-                let id: Int64 = c["id"]
+                let id = c.int("id")
                 let samples = try Row.fetchAll(db, sql: "SELECT * FROM tcp_sample WHERE connection_id = ? ORDER BY event_id", arguments: [id])
-                let rtts = samples.filter { ($0["kind"] as String) == "probe" }.compactMap { $0["srtt_us"] as Int64? }.filter { $0 > 0 }
+                let rtts = samples.filter { $0.text("kind") == "probe" }.compactMap { $0.optInt("srtt_us") }.filter { $0 > 0 }
                 let histogram = Log2Histogram(rtts.map { $0 * 1000 })
-                let states = samples.filter { ($0["kind"] as String) == "state" }
-                let retrans = samples.filter { ($0["kind"] as String) == "retransmit" }
-                let resets = samples.filter { ["send_reset", "receive_reset"].contains($0["kind"] as String) }
+                let states = samples.filter { $0.text("kind") == "state" }
+                let retrans = samples.filter { $0.text("kind") == "retransmit" }
+                let resets = samples.filter { ["send_reset", "receive_reset"].contains($0.text("kind")) }
                 if options.json {
                     out += AnalysisDatabase.connectionJSON(c, states: states, retrans: retrans, resets: resets, histogram: histogram,
                                                    samples: options.samples ? samples : nil).text + "\n"
@@ -59,14 +59,14 @@ extension AnalysisDatabase {
                 out += AnalysisDatabase.connectionText(c, states: states, retrans: retrans, resets: resets, histogram: histogram)
                 if options.samples {
                     let rows = samples.map { s -> [String] in
-                        let t: Int64 = s["t_ns"]
-                        var what = s["kind"] as String
-                        if let st = s["state"] as String? { what += " " + ((s["oldstate"] as String?).map { "\($0) -> " } ?? "") + st }
+                        let t = s.int("t_ns")
+                        var what = s.text("kind")
+                        if let st = s.optText("state") { what += " " + ((s.optText("oldstate")).map { "\($0) -> " } ?? "") + st }
                         var fig = ""
-                        if let srtt = s["srtt_us"] as Int64?, (s["kind"] as String) != "state" {
-                            fig = "srtt \(Duration.text(srtt * 1000)) cwnd \(s["cwnd"] as Int64? ?? 0) inflight \(s["packets_out"] as Int64? ?? 0) retrans \(s["total_retrans"] as Int64? ?? 0)"
+                        if let srtt = s.optInt("srtt_us"), s.text("kind") != "state" {
+                            fig = "srtt \(Duration.text(srtt * 1000)) cwnd \(s.optInt("cwnd") ?? 0) inflight \(s.optInt("packets_out") ?? 0) retrans \(s.optInt("total_retrans") ?? 0)"
                         }
-                        if let r = s["rst_reason"] as String? { fig = "reason \(r)" }
+                        if let r = s.optText("rst_reason") { fig = "reason \(r)" }
                         return ["    " + TextLayout.seconds(t), what, fig]
                     }
                     out += "  samples:\n" + TextLayout.table(["    t (s)", "sample", "figures"], rows)
@@ -78,52 +78,52 @@ extension AnalysisDatabase {
     }
 
     static func connectionText(_ c: Row, states: [Row], retrans: [Row], resets: [Row], histogram: Log2Histogram) -> String {
-        let id: Int64 = c["id"]
-        var out = "connection \(id)  \(c["tuple"] as String? ?? "?")  netns \(c["netns_name"] as String? ?? String(c["netns"] as Int64))"
-        if let sk = c["sk"] as String? { out += "  sk \(sk)" }
+        let id = c.int("id")
+        var out = "connection \(id)  \(c.optText("tuple") ?? "?")  netns \(c.optText("netns_name") ?? String(c["netns"] as Int64))"
+        if let sk = c.optText("sk") { out += "  sk \(sk)" }
         out += "\n"
-        let t: Int64 = c["t_ns"], d: Int64 = c["duration_ns"]
+        let t = c.int("t_ns"), d = c.int("duration_ns")
         out += "  seen     \(TextLayout.seconds(t)) s for \(Duration.text(d))"
-        if let last = c["last_state"] as String? { out += ", last state \(last)" }
+        if let last = c.optText("last_state") { out += ", last state \(last)" }
         out += "\n"
         if !states.isEmpty {
             out += "  states   " + states.map { s in
-                "\(TextLayout.seconds(s["t_ns"])) \(s["oldstate"] as String? ?? "?") -> \(s["state"] as String? ?? "?")"
+                "\(TextLayout.seconds(s.int("t_ns"))) \(s.optText("oldstate") ?? "?") -> \(s.optText("state") ?? "?")"
             }.joined(separator: ", ") + "\n"
         }
-        let n: Int64 = c["rtt_samples"]
+        let n = c.int("rtt_samples")
         if n > 0 {
-            out += "  srtt     min \(Duration.text((c["srtt_min_us"] as Int64) * 1000))  median \(Duration.text((c["srtt_median_us"] as Int64) * 1000))"
-                + "  max \(Duration.text((c["srtt_max_us"] as Int64) * 1000))  last \(Duration.text((c["srtt_last_us"] as Int64? ?? 0) * 1000))  (\(n) tcp_probe samples)\n"
+            out += "  srtt     min \(Duration.text(c.int("srtt_min_us") * 1000))  median \(Duration.text(c.int("srtt_median_us") * 1000))"
+                + "  max \(Duration.text(c.int("srtt_max_us") * 1000))  last \(Duration.text((c.optInt("srtt_last_us") ?? 0) * 1000))  (\(n) tcp_probe samples)\n"
         } else {
             out += "  srtt     no tcp_probe samples with an RTT\n"
         }
-        if let lo = c["cwnd_min"] as Int64? {
-            out += "  cwnd     min \(lo)  max \(c["cwnd_max"] as Int64? ?? 0)  last \(c["cwnd_last"] as Int64? ?? 0) (packets)\n"
+        if let lo = c.optInt("cwnd_min") {
+            out += "  cwnd     min \(lo)  max \(c.optInt("cwnd_max") ?? 0)  last \(c.optInt("cwnd_last") ?? 0) (packets)\n"
         }
-        let segOut: Int64 = c["segments_out"], segIn: Int64 = c["segments_in"], dropped: Int64 = c["segments_out_dropped"]
+        let segOut = c.int("segments_out"), segIn = c.int("segments_in"), dropped = c.int("segments_out_dropped")
         var seg = "  segments \(segOut) sent, \(segIn) received"
         if dropped > 0 { seg += ", \(dropped) sent were dropped" }
-        if let acked = c["bytes_acked"] as Int64?, acked > 0 { seg += "; \(acked) bytes acknowledged" }
+        if let acked = c.optInt("bytes_acked"), acked > 0 { seg += "; \(acked) bytes acknowledged" }
         out += seg + "\n"
-        let rcount: Int64 = c["retransmits"]
+        let rcount = c.int("retransmits")
         out += "  retrans  \(rcount)"
         if rcount > 0 {
-            let times = retrans.prefix(10).map { TextLayout.seconds($0["t_ns"]) }.joined(separator: ", ")
+            let times = retrans.prefix(10).map { TextLayout.seconds($0.int("t_ns")) }.joined(separator: ", ")
             out += " at \(times)\(retrans.count > 10 ? ", ..." : "") s"
         }
-        if let total = c["total_retrans"] as Int64?, total > 0 { out += " (kernel's total_retrans \(total))" }
+        if let total = c.optInt("total_retrans"), total > 0 { out += " (kernel's total_retrans \(total))" }
         out += "\n"
-        let sent: Int64 = c["resets_sent"], received: Int64 = c["resets_received"]
+        let sent = c.int("resets_sent"), received = c.int("resets_received")
         if sent + received > 0 {
             out += "  resets   " + resets.map { r in
-                let kind = (r["kind"] as String) == "send_reset" ? "sent" : "received"
-                return "\(kind) at \(TextLayout.seconds(r["t_ns"])) s" + ((r["rst_reason"] as String?).map { " (\($0))" } ?? "")
+                let kind = r.text("kind") == "send_reset" ? "sent" : "received"
+                return "\(kind) at \(TextLayout.seconds(r.int("t_ns"))) s" + ((r.optText("rst_reason")).map { " (\($0))" } ?? "")
             }.joined(separator: ", ") + "\n"
         }
-        let zs: Int64 = c["zero_window_sent"], zr: Int64 = c["zero_window_received"]
+        let zs = c.int("zero_window_sent"), zr = c.int("zero_window_received")
         if zs + zr > 0 { out += "  zero window: \(zs) advertised, \(zr) received from the peer\n" }
-        let bad: Int64 = c["bad_csum"], full: Int64 = c["rcvqueue_full"]
+        let bad = c.int("bad_csum"), full = c.int("rcvqueue_full")
         if bad > 0 { out += "  bad checksums: \(bad)\n" }
         if full > 0 { out += "  receive queue full: \(full) times\n" }
         if !histogram.buckets.isEmpty { out += "  srtt histogram:\n" + histogram.text(indent: "    ") }
@@ -149,7 +149,7 @@ extension AnalysisDatabase {
                                               ("t_ns", .array(retrans.map { JSON($0["t_ns"] as DatabaseValue) }))])))
         pairs.append(("resets", .array(resets.map { r in
             .object([("t_ns", JSON(r["t_ns"] as DatabaseValue)),
-                     ("direction", .string((r["kind"] as String) == "send_reset" ? "sent" : "received")),
+                     ("direction", .string(r.text("kind") == "send_reset" ? "sent" : "received")),
                      ("reason", JSON(r["rst_reason"] as DatabaseValue)), ("state", JSON(r["state"] as DatabaseValue))])
         })))
         for key in ["segments_out", "segments_in", "segments_out_dropped", "bytes_acked", "zero_window_sent", "zero_window_received",
