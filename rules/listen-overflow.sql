@@ -7,6 +7,42 @@ SELECT p.id AS packet_id, p.last_event AS event_id, 'ERROR' AS level, 'listen-ov
            || ' was full: the connection attempt was dropped (' || p.tuple || ')' AS message,
        'the application must accept() faster, or listen() with a bigger backlog; the kernel caps it at net.core.somaxconn='
            || coalesce((SELECT value FROM bundle_sysctl s WHERE s.netns = p.netns AND s.name = 'net.core.somaxconn'), '?')
-           || ' (check with ss -ltn: Recv-Q near Send-Q means full)' AS advice
+           || ' (check with ss -ltn: Recv-Q near Send-Q means full)' AS advice,
+       NULL AS confidence, NULL AS inferred
 FROM packet p
 WHERE p.fate = 'dropped' AND p.drop_reason = 'TCP_LISTEN_OVERFLOW'
+UNION ALL
+-- A SYN to a listener whose accept queue is full gets no drop reason: tcp_conn_request counts
+-- TcpExtListenOverflows and returns, and tcp_rcv_state_process consumes the SYN without a SYN-ACK.
+-- Such a SYN is found by the SYN-ACK that does not follow it, and proven by the counter's delta.
+SELECT p.id AS packet_id, p.last_event AS event_id, 'ERROR' AS level, 'listen-overflow' AS code,
+       'SYN to TCP port ' || p.dport || ' at ' || p.daddr || ' in netns ' || coalesce(p.netns_name, p.netns)
+           || ' consumed without a SYN-ACK: the listener''s accept queue was full'
+           || coalesce(' (listener ' || (SELECT l.address || ':' || l.port || ' backlog ' || l.backlog || ', ' || l.queued || ' waiting to be accepted at the end'
+                                         FROM listener l WHERE l.netns = p.netns AND l.phase = 'end' AND l.port = p.dport
+                                           AND l.address IN (p.daddr, '0.0.0.0', '::', '*') LIMIT 1) || ')', '')
+           || CASE WHEN overflows > 0 THEN '; TcpExtListenOverflows +' || overflows || ' in this namespace during the recording' ELSE '' END
+           || ' (' || p.tuple || ')' AS message,
+       'the application must accept() faster, or listen() with a bigger backlog (capped by net.core.somaxconn='
+           || coalesce((SELECT value FROM bundle_sysctl s WHERE s.netns = p.netns AND s.name = 'net.core.somaxconn'), '?')
+           || '); the client retransmits its SYN meanwhile (1 s, 3 s, ...). Watch it with: '
+           || CASE WHEN p.netns_name IS NOT NULL THEN 'ip netns exec ' || p.netns_name || ' ' ELSE '' END
+           || 'ss -ltn sport = :' || p.dport || ' (Recv-Q near Send-Q means full) and nstat -az TcpExtListenOverflows' AS advice,
+       CASE WHEN overflows IS NULL THEN 'inferred' END AS confidence,
+       CASE WHEN overflows IS NULL THEN 'the bundle has no counter snapshots (recorded by an older recorder): inferred from the missing SYN-ACK' END AS inferred
+FROM (
+    SELECT p.*,
+           coalesce((SELECT d.delta FROM counter_delta d WHERE d.netns = p.netns AND d.kind = 'snmp' AND d.name = 'TcpExtListenOverflows'),
+                    CASE WHEN EXISTS (SELECT 1 FROM counter_sample c WHERE c.netns = p.netns AND c.kind = 'snmp' AND c.name = 'TcpExtListenOverflows') THEN 0 END) AS overflows
+    FROM packet p
+    JOIN event f ON f.id = p.first_event
+    JOIN event l ON l.id = p.last_event
+    WHERE p.proto = 'TCP' AND p.fate IN ('delivered', 'consumed') AND f.tcp_flags = 'S'
+      AND l.probe_name = 'consume_skb' AND coalesce(l.location_symbol, '') LIKE 'tcp_rcv_state_process%'
+      AND NOT EXISTS (SELECT 1 FROM tcp_pkt r JOIN packet q ON q.id = r.packet_id JOIN event qf ON qf.id = q.first_event
+                      WHERE r.sport = p.dport AND r.dport = p.sport AND r.saddr = p.daddr AND r.daddr = p.saddr
+                        AND qf.tcp_flags = 'S.' AND q.first_ts BETWEEN p.first_ts AND p.last_ts + 5000000)
+) p
+-- the kernel's counter decides where the bundle has it; without it (an older recorder) a SYN whose
+-- addresses NAT changed is left out (its SYN-ACK has other addresses)
+WHERE overflows > 0 OR (overflows IS NULL AND p.nat_count = 0)

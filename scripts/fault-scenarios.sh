@@ -14,7 +14,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RECORDER=${RECORDER:-$ROOT/.build/debug/skbtrail-record}
 P=${SF_PREFIX:-sf}
 SCENARIOS="iptables-forward-drop nft-drop rp-filter no-route forwarding-disabled ttl-expired mtu-too-big
-neighbour-failure tc-ingress-drop xdp-drop bad-checksum qdisc-loss conntrack-invalid rcvbuf-full listen-overflow tcp-reset healthy"
+neighbour-failure tc-ingress-drop xdp-drop bad-checksum qdisc-loss conntrack-invalid rcvbuf-full listen-overflow tcp-reset healthy
+noisy-host bridge-nft-drop partial-netns nat-closed-port policy-prohibit"
 
 LAB_NAME=fault-scenarios.sh
 # shellcheck source=scripts/lab.sh
@@ -265,6 +266,104 @@ scenario_healthy() {
         echo tcp | nc -N -w 2 10.210.20.2 6020
         exit 0'
     expect pings 3
+}
+
+# The normal noise of a host, recorded without filters: a bridge with two "pods" and a routed
+# neighbour come up during the recording, with IPv6 on (DAD, MLD reports, neighbour and router
+# solicitations, ff02:: multicast), the `ip` commands' netlink messages, then healthy ping, ping6, TCP
+# and UDP. Every drop in it is normal: diag must find no WARN and no ERROR.
+scenario_noisy_host() {
+    local H=$P-h P1=$P-p1 P2=$P-p2 N=$P-n
+    netns "$H"; netns "$P1"; netns "$P2"; netns "$N"
+    ip -n "$H" link add "$P-br" type bridge
+    ip link add "$P-p1e" netns "$P1" type veth peer name "$P-hp1" netns "$H"
+    ip link add "$P-p2e" netns "$P2" type veth peer name "$P-hp2" netns "$H"
+    ip link add "$P-n0" netns "$N" type veth peer name "$P-hn" netns "$H"
+    ip -n "$H" link set "$P-hp1" master "$P-br"
+    ip -n "$H" link set "$P-hp2" master "$P-br"
+    ip -n "$H" addr add 10.210.30.1/24 dev "$P-br"; ip -n "$H" addr add fd00:30::1/64 dev "$P-br"
+    ip -n "$P1" addr add 10.210.30.2/24 dev "$P-p1e"; ip -n "$P1" addr add fd00:30::2/64 dev "$P-p1e"
+    ip -n "$P2" addr add 10.210.30.3/24 dev "$P-p2e"; ip -n "$P2" addr add fd00:30::3/64 dev "$P-p2e"
+    ip -n "$H" addr add 10.210.31.1/24 dev "$P-hn"; ip -n "$H" addr add fd00:31::1/64 dev "$P-hn"
+    ip -n "$N" addr add 10.210.31.2/24 dev "$P-n0"; ip -n "$N" addr add fd00:31::2/64 dev "$P-n0"
+    # the host routes between the bridge and the neighbour, both families (so ff02:: meets forwarding)
+    nsx "$H" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+    background "$N" nc -k -l 10.210.31.2 6030
+    background "$P2" nc -k -u -l 10.210.30.3 6031
+    wait_listen "$N" t 6030
+    wait_listen "$P2" u 6031
+    WORK=$(mktemp -d /tmp/sf-noise.XXXXXX)
+    cat >"$WORK/traffic.sh" <<EOS
+set -e
+ip -n $H link set $P-br up; ip -n $H link set $P-hp1 up; ip -n $H link set $P-hp2 up; ip -n $H link set $P-hn up
+ip -n $P1 link set $P-p1e up; ip -n $P2 link set $P-p2e up; ip -n $N link set $P-n0 up
+ip -n $P1 route add default via 10.210.30.1; ip -n $P1 -6 route add default via fd00:30::1
+ip -n $N route add default via 10.210.31.1; ip -n $N -6 route add default via fd00:31::1
+sleep 2.5    # DAD, MLD reports, router solicitations
+ip netns exec $P1 ping -c 2 -i 0.2 -W 1 10.210.30.3 >/dev/null
+ip netns exec $P1 ping -6 -c 2 -i 0.2 -W 1 fd00:30::3 >/dev/null
+ip netns exec $P1 ping -c 2 -i 0.2 -W 1 10.210.31.2 >/dev/null
+ip netns exec $P1 ping -6 -c 2 -i 0.2 -W 1 fd00:31::2 >/dev/null
+ip netns exec $P1 bash -c 'echo udp >/dev/udp/10.210.30.3/6031'
+ip netns exec $P1 bash -c 'echo tcp | nc -N -w 2 10.210.31.2 6030'
+sleep 0.5
+EOS
+    record bash "$WORK/traffic.sh"
+    expect pings 8
+    expect h_in_no_routes6 "$(nsx "$H" awk '$1 == "Ip6InNoRoutes" { print $2 }' /proc/net/snmp6)"
+}
+
+# nftables in the bridge family: the bridge's forward chain drops ICMP between its two ports.
+scenario_bridge_nft_drop() {
+    local H=$P-h
+    netns "$H"; netns "$A"; netns "$B"
+    ip -n "$H" link add "$P-br" type bridge
+    ip link add "$P-a0" netns "$A" type veth peer name "$P-ha" netns "$H"
+    ip link add "$P-b0" netns "$B" type veth peer name "$P-hb" netns "$H"
+    ip -n "$H" link set "$P-ha" master "$P-br"; ip -n "$H" link set "$P-hb" master "$P-br"
+    for l in "$P-br" "$P-ha" "$P-hb"; do ip -n "$H" link set "$l" up; done
+    ip -n "$A" addr add 10.210.32.1/24 dev "$P-a0"; ip -n "$A" link set "$P-a0" up
+    ip -n "$B" addr add 10.210.32.2/24 dev "$P-b0"; ip -n "$B" link set "$P-b0" up
+    nsx "$H" nft -f - <<'NFT'
+table bridge sfbridge {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        ip protocol icmp counter drop
+    }
+}
+NFT
+    static_neigh 10.210.32.2
+    record ip netns exec "$A" ping -c 3 -i 0.2 -W 1 10.210.32.2 >/dev/null || true
+    expect pings 3
+    expect drop_rule_packets "$(nsx "$H" nft list chain bridge sfbridge forward | awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1); exit }')"
+}
+
+# Recorded with --netns A only while B's INPUT chain drops the pings: B's brackets are not attached.
+scenario_partial_netns() {
+    pair 33
+    nsx "$B" iptables -w -A INPUT -p icmp -j DROP
+    record ip netns exec "$A" ping -c 3 -i 0.2 -W 1 10.210.33.2 >/dev/null || true
+    expect pings 3
+    expect drop_rule_packets "$(nsx "$B" iptables -w -L INPUT -v -x -n | awk '/DROP/ { print $1; exit }')"
+}
+
+# The router DNATs its port 8080 to B's port 80, where nothing listens: B answers with a RST.
+scenario_nat_closed_port() {
+    router3 34 35
+    nsx "$R" iptables -w -t nat -A PREROUTING -p tcp -d 10.210.34.2 --dport 8080 -j DNAT --to-destination 10.210.35.2:80
+    record ip netns exec "$A" bash -c 'nc -w 1 10.210.34.2 8080 </dev/null; exit 0'
+    expect connects 1
+    expect dnat_rule_packets "$(nsx "$R" iptables -w -t nat -L PREROUTING -v -x -n | awk '/DNAT/ { print $1; exit }')"
+    expect server_out_rsts "$(snmp "$B" Tcp OutRsts)"
+}
+
+# A policy routing rule on the router prohibits what A sends: ip_error answers ICMP and frees it.
+scenario_policy_prohibit() {
+    router3 36 37
+    ip -n "$R" rule add from 10.210.36.1 to 10.210.37.2 prohibit
+    record ip netns exec "$A" ping -c 3 -i 0.2 -W 1 10.210.37.2 >/dev/null || true
+    expect pings 3
+    expect router_out_dest_unreachs "$(snmp "$R" Icmp OutDestUnreachs)"
 }
 
 case ${1:-} in

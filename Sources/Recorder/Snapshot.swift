@@ -57,11 +57,18 @@ enum MachineSnapshotter {
                 ("ip6-route", ["ip", "-6", "route", "show", "table", "all"]),
                 ("ip-rule", ["ip", "rule", "show"]),
                 ("ip-neigh", ["ip", "neigh", "show"]),
-                ("iptables-save", ["iptables-save"]),
-                ("ip6tables-save", ["ip6tables-save"]),
+                // with each rule's packet and byte counters: the end snapshot's minus the start's is what
+                // each rule matched during the recording
+                ("iptables-save", ["iptables-save", "-c"]),
+                ("ip6tables-save", ["ip6tables-save", "-c"]),
                 ("nft", ["nft", "list", "ruleset"]),
                 ("tc-qdisc", ["tc", "qdisc", "show"]),
                 ("sysctl", ["sysctl", "-e", "-a", "--pattern", sysctlPattern]),
+                // the kernel's own counters (what nstat shows), read in the namespace: the evidence the
+                // analyzer's findings cite as start-to-end deltas
+                ("proc-net-snmp", ["cat", "/proc/net/snmp", "/proc/net/netstat", "/proc/net/snmp6"]),
+                // TCP listeners with their accept queue (Recv-Q) and backlog (Send-Q)
+                ("ss-listen", ["ss", "-ltnH"]),
             ]
             for (source, command) in texts {
                 guard let text = runTool(ns.exec + command) else { continue }

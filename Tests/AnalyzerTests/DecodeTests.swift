@@ -47,6 +47,12 @@ import Testing
         // found by scripts/fuzz-libfuzzer.sh: IP options longer than the bytes recorded, around IPIP
         HeaderCase(name: "IPv4 options past the snap", ethertype: 0x0800,
                    bytes: [0x4f] + Array(ipv4(src: a, dst: b, proto: 4, l4: []).dropFirst()), tuple: "IPIP 10.0.1.1 > 10.0.2.2"),
+        // no skb->protocol: a locally built IPv4 packet is recognized by its header, a netlink message of
+        // 72 bytes (nlmsg_len 0x48, little-endian) is not taken for IPv4 with a total length of 0
+        HeaderCase(name: "no protocol, IPv4 header", ethertype: 0, bytes: ipv4(src: a, dst: b, proto: 1, l4: [8, 0, 0, 0, 0, 7, 0, 1]),
+                   tuple: "ICMP 10.0.1.1 > 10.0.2.2 echo-request id 7 seq 1"),
+        HeaderCase(name: "no protocol, netlink message", ethertype: 0,
+                   bytes: [0x48, 0, 0, 0, 0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0], tuple: ""),
         HeaderCase(name: "IPv6 extension header past the snap", ethertype: 0x86DD,
                    bytes: [0x60, 0, 0, 0, 0, 8, 0, 64] + v6a + v6b + [41, 200, 0, 0, 0, 0, 0, 0], tuple: "IPv6 fd00::1 > fd00::2"),
     ]

@@ -38,6 +38,13 @@ struct DiagTests {
         Case(fixture: "faults/tcp-reset", code: "tcp-reset-sent", level: "WARN", countKey: "server_out_rsts"),
         Case(fixture: "faults/tcp-reset", code: "tcp-reset-received", level: "WARN", count: 1),
         Case(fixture: "faults/listen-overflow", code: "tcp-retransmit", level: "WARN", count: nil),
+        // each SYN the full accept queue refused, as many as the kernel's TcpExtListenOverflows counted
+        Case(fixture: "faults/listen-overflow", code: "listen-overflow", level: "ERROR", countKey: "listen_overflows"),
+        Case(fixture: "faults/bridge-nft-drop", code: "netfilter-drop", level: "ERROR", countKey: "drop_rule_packets"),
+        Case(fixture: "faults/partial-netns", code: "netfilter-drop", level: "ERROR", countKey: "drop_rule_packets"),
+        Case(fixture: "faults/nat-closed-port", code: "port-not-listening", level: "ERROR", countKey: "server_out_rsts"),
+        // every ping refused (the ICMP errors, fewer by the kernel's rate limit, are counted below)
+        Case(fixture: "faults/policy-prohibit", code: "route-refused", level: "ERROR", countKey: "pings"),
     ]
 
     static func open(_ fixture: String) throws -> (AnalysisDatabase, Diagnosis, [String: String]) {
@@ -69,6 +76,8 @@ struct DiagTests {
         ("faults/mtu-too-big", "mtu-too-big"), ("faults/neighbour-failure", "neighbour-failure"), ("faults/tc-ingress-drop", "tc-drop"),
         ("faults/qdisc-loss", "tc-drop"), ("faults/conntrack-invalid", "conntrack-invalid"), ("faults/rcvbuf-full", "socket-rcvbuf-full"),
         ("netfilter-drop", "netfilter-drop"), ("closed-port", "port-not-listening"), ("faults/xdp-drop", "xdp-drop"), ("faults/bad-checksum", "bad-checksum"),
+        ("faults/listen-overflow", "listen-overflow"), ("faults/bridge-nft-drop", "netfilter-drop"), ("faults/partial-netns", "netfilter-drop"),
+        ("faults/nat-closed-port", "port-not-listening"), ("faults/policy-prohibit", "route-refused"),
     ])
     func onlyErrorIsTheCause(_ fixture: String, _ code: String) throws {
         let (a, _, _) = try Self.open(fixture)
@@ -76,7 +85,7 @@ struct DiagTests {
         #expect(codes == [code])
     }
 
-    @Test(arguments: ["faults/healthy", "afpacket", "nat-router"])
+    @Test(arguments: ["faults/healthy", "afpacket", "nat-router", "faults/noisy-host"])
     func healthyHasNoError(_ fixture: String) throws {
         let (a, d, _) = try Self.open(fixture)
         let errors = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE level = 'ERROR'") }
@@ -91,12 +100,105 @@ struct DiagTests {
     @Test func netfilterDropNamesTheRuleAndTable() throws {
         let (a, _, _) = try Self.open("faults/iptables-forward-drop")
         let r = try #require(try a.reader.read { try Row.fetchOne($0, sql: "SELECT message, advice, confidence FROM finding WHERE code = 'netfilter-drop'") })
-        #expect((r["message"] as String).contains("filter table, ipv4 FORWARD hook of netns sf-r"))
-        #expect((r["advice"] as String).contains("-A FORWARD -p icmp -j DROP"))
+        // the rule whose counter rose, with the kernel's own count (iptables -L -v) from the .expect
+        let expect = try Fixture(name: "faults/iptables-forward-drop").expect()
+        let n = try #require(expect["drop_rule_packets"])
+        #expect((r["message"] as String).contains("ipv4 family, filter table, FORWARD chain of netns sf-r"))
+        #expect((r["message"] as String).contains("the rule \"-A FORWARD -p icmp -j DROP\" matched \(n) packets during the recording"))
+        #expect((r["advice"] as String).contains("ip netns exec sf-r iptables -t filter -D FORWARD -p icmp -j DROP"))
         #expect(r["confidence"] as String == "certain")
         let nft = try Self.open("faults/nft-drop").0
-        let advice = try nft.reader.read { try String.fetchOne($0, sql: "SELECT advice FROM finding WHERE code = 'netfilter-drop'") }
-        #expect(advice?.contains("udp dport 6003") == true)
+        let found = try #require(try nft.reader.read { try Row.fetchOne($0, sql: "SELECT message, advice FROM finding WHERE code = 'netfilter-drop'") })
+        #expect((found["message"] as String).contains("nft table inet sffilter, input chain"))
+        #expect((found["message"] as String).contains("udp dport 6003"))
+        #expect((found["advice"] as String).contains("nft -a list chain inet sffilter input"))
+    }
+
+    /// An nft rule of a bridge table drops frames between two bridge ports: named as the bridge family,
+    /// its table and chain, not as the IPv4 hook br_netfilter's brackets saw last.
+    @Test func bridgeFamilyDropIsNamedAsSuch() throws {
+        let (a, _, _) = try Self.open("faults/bridge-nft-drop")
+        let rows = try a.reader.read { try Row.fetchAll($0, sql: "SELECT message, advice FROM finding WHERE code = 'netfilter-drop'") }
+        #expect(!rows.isEmpty)
+        for r in rows {
+            let message: String = r["message"], advice: String = r["advice"]
+            #expect(message.contains("bridge family, nft table bridge sfbridge, forward chain (forward hook) of netns sf-h"))
+            #expect(!message.contains("PREROUTING") && !message.contains("after priority"))
+            #expect(advice.contains("ip netns exec sf-h nft -a list chain bridge sfbridge forward"))
+            #expect(!advice.contains("iptables -t after"))
+        }
+    }
+
+    /// Recorded with --netns sf-a while sf-b's INPUT drops: sf-b's hooks had no brackets, so no hook of
+    /// sf-a (where the skb's last bracket was) is blamed, and the advice holds no placeholder.
+    @Test func dropInUnrecordedNamespaceNamesNoHook() throws {
+        let (a, _, _) = try Self.open("faults/partial-netns")
+        let rows = try a.reader.read { try Row.fetchAll($0, sql: "SELECT message, advice, confidence FROM finding WHERE code = 'netfilter-drop'") }
+        #expect(!rows.isEmpty)
+        for r in rows {
+            let message: String = r["message"], advice: String = r["advice"]
+            #expect(message.contains("which was not recorded"))
+            #expect(!message.contains("POSTROUTING") && !message.contains("sf-a"))
+            #expect(!advice.contains("exec NS ") && !advice.contains("-t after"))
+            #expect(r["confidence"] as String == "inferred")
+        }
+        let nfHooks = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM packet WHERE drop_reason = 'NETFILTER_DROP' AND nf_hook IS NOT NULL") }
+        #expect(nfHooks == 0)
+    }
+
+    /// A SYN DNATed to a closed port is named with the address and port it had where it was refused, and
+    /// the rewrite that brought it there.
+    @Test func natAwarePortNotListening() throws {
+        let (a, _, _) = try Self.open("faults/nat-closed-port")
+        let r = try #require(try a.reader.read { try Row.fetchOne($0, sql: "SELECT message, advice FROM finding WHERE code = 'port-not-listening'") })
+        let message: String = r["message"]
+        #expect(message.contains("nothing listens on TCP port 80 at 10.210.35.2 in netns sf-b"))
+        #expect(message.contains("it was sent to 10.210.34.2:8080 and rewritten on the way (DNAT 10.210.34.2:8080 -> 10.210.35.2:80 in netns sf-r at PREROUTING)"))
+        #expect((r["advice"] as String).contains("--dport 8080 -j DNAT --to-destination 10.210.35.2:80"))
+    }
+
+    /// A policy routing rule prohibits the pings: named, with the rule from the ip-rule snapshot.
+    @Test func routeRefusedNamesTheRule() throws {
+        let (a, _, expect) = try Self.open("faults/policy-prohibit")
+        let rows = try a.reader.read { try Row.fetchAll($0, sql: "SELECT message, advice FROM finding WHERE code = 'route-refused'") }
+        #expect(!rows.isEmpty)
+        for r in rows {
+            #expect((r["message"] as String).contains("refused by routing in netns sf-r on sf-r0: a prohibit rule or route"))
+            #expect((r["advice"] as String).contains("from 10.210.36.1 to 10.210.37.2 prohibit"))
+            #expect((r["advice"] as String).contains("ip -n sf-r rule del priority "))
+        }
+        // the findings that saw the kernel's ICMP error are as many as the router's IcmpOutDestUnreachs
+        let answered = rows.filter { ($0["message"] as String).contains("the kernel answered ICMP administratively prohibited") }.count
+        #expect(answered == Int(try #require(expect["router_out_dest_unreachs"])))
+    }
+
+    /// The listen-overflow findings cite the kernel's counter, whose delta equals what the scenario read.
+    @Test func listenOverflowCitesTheCounter() throws {
+        let (a, _, expect) = try Self.open("faults/listen-overflow")
+        let n = try #require(expect["listen_overflows"])
+        let message = try #require(try a.reader.read { try String.fetchOne($0, sql: "SELECT message FROM finding WHERE code = 'listen-overflow'") })
+        #expect(message.contains("TcpExtListenOverflows +\(n) in this namespace during the recording"))
+        #expect(message.contains("listener 10.210.18.2:6018 backlog 0"))
+    }
+
+    /// A recording of a host's normal noise (bridge ports and veths coming up with IPv6, MLD, neighbour
+    /// and router solicitations, IGMP, netlink, then healthy ping, ping6, TCP and UDP) has none of it
+    /// reported as a fault, and its netlink skbs are not taken for IPv4.
+    @Test func normalNoiseIsInfo() throws {
+        let (a, _, _) = try Self.open("faults/noisy-host")
+        let counts = try a.reader.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT (SELECT count(*) FROM finding WHERE level IN ('WARN', 'ERROR')) AS faults,
+                       (SELECT count(*) FROM finding WHERE code = 'normal-free' AND message LIKE '%multicast to ff02::%') AS mld,
+                       (SELECT count(*) FROM packet WHERE proto LIKE 'IPv4 proto %') AS bogus,
+                       (SELECT count(*) FROM packet WHERE tuple LIKE 'no protocol%') AS local
+                """)
+        }
+        let row = try #require(counts)
+        #expect(row["faults"] as Int == 0)
+        #expect(row["mld"] as Int > 0, "the recording has no IPv6 multicast noise to classify")
+        #expect(row["bogus"] as Int == 0)
+        #expect(row["local"] as Int > 0)
     }
 
     @Test func quietReportNamesCauseAndFix() throws {

@@ -61,6 +61,13 @@ import Testing
         #expect(udp.count == Int(facts["server_udp_noports"] ?? ""))
         #expect(udp.first?["drop_reason"] as String? == "NO_SOCKET")
         #expect(udp.first?["netns_name"] as String? == facts["server_ns"])
+        // one SYN sent (its clone, held by the neighbour queue, is not another segment), refused with
+        // the one RST the server's TcpOutRsts counted
+        let conn = try rows(a, "SELECT segments_out, segments_out_dropped, segments_in FROM tcp_connection WHERE netns_name = '\(facts["client_ns"] ?? "")' AND rport = \(facts["tcp_port"] ?? "0")")
+        #expect(conn.count == Int(facts["client_tcp_attemptfails"] ?? ""))
+        #expect(conn.first?["segments_out"] as Int? == 1)
+        #expect(conn.first?["segments_out_dropped"] as Int? == 1)
+        #expect(conn.first?["segments_in"] as Int? == Int(facts["server_tcp_outrsts"] ?? ""))
     }
 
     @Test func natRouterFixtureYieldsDNATAndMasquerade() throws {
@@ -105,6 +112,9 @@ import Testing
         // the forwarded leg crosses three namespaces on one skb
         let crossings = try rows(a, "SELECT max(netns_count) AS n FROM packet")
         #expect(crossings[0]["n"] as Int == 3)
+        // as many forwarded packets as the router's IpForwDatagrams counted: no two skb lives joined
+        let forwarded = try rows(a, "SELECT sum(forwarded) AS n FROM packet")
+        #expect(forwarded[0]["n"] as Int == Int(f["router_forwarded"] ?? ""))
     }
 
     @Test func afPacketFixtureYieldsCloneTrees() throws {

@@ -42,6 +42,9 @@ import Testing
         var head: UInt64 = headA
         var lastProbe: Int
         var lastHead: UInt64 = headA
+        var deliveredNetns: UInt32 = 0  // the open packet reached local delivery there
+        var bracketIndex = 0
+        var netns: UInt32 = 0
         var newLife: Bool
         var testDescription: String { name }
     }
@@ -63,13 +66,22 @@ import Testing
         .init(name: "a free is never a new life", probe: kfree, head: headB, lastProbe: copy, newLife: false),
         .init(name: "a head not known before", probe: rx, lastProbe: xmit, lastHead: 0, newLife: false),
         .init(name: "a forward bracket is not an entry", probe: 0, hook: .forward, lastProbe: copy, newLife: false),
+        // nat-router's packet 12: a reply first seen at PREROUTING -50 (where the de-NAT gave it the
+        // filtered address) at the address of a SYN-ACK delivered in another namespace
+        .init(name: "a later prerouting bracket after local delivery", probe: 0, hook: .preRouting,
+              lastProbe: NetfilterBrackets.probeID(0), deliveredNetns: 7, bracketIndex: 4, netns: 9, newLife: true),
+        .init(name: "a later INPUT bracket of the namespace that delivered it", probe: 0, hook: .localIn,
+              lastProbe: NetfilterBrackets.probeID(0), deliveredNetns: 7, bracketIndex: 4, netns: 7, newLife: false),
+        .init(name: "an INPUT bracket of another namespace after local delivery", probe: 0, hook: .localIn,
+              lastProbe: NetfilterBrackets.probeID(4), deliveredNetns: 7, bracketIndex: 0, netns: 9, newLife: true),
     ]
 
     @Test(arguments: lifeCases)
     func whenAnAddressStartsANewLife(_ c: LifeCase) {
-        var e = c.hook.map { RebuildTests.bracket(0, hook: $0, head: c.head) } ?? event(probe: c.probe, ts: 1, skb: 0x100, head: c.head)
+        var e = c.hook.map { RebuildTests.bracket(c.bracketIndex, hook: $0, head: c.head) } ?? event(probe: c.probe, ts: 1, skb: 0x100, head: c.head)
         e.head = c.head
-        #expect(PacketLives.startsNewLife(e, lastProbe: c.lastProbe, head: c.lastHead) == c.newLife)
+        e.netns = c.netns
+        #expect(PacketLives.startsNewLife(e, lastProbe: c.lastProbe, head: c.lastHead, deliveredNetns: c.deliveredNetns) == c.newLife)
     }
 
     // MARK: fates

@@ -123,6 +123,22 @@ struct RecorderEndToEndTests {
         let snmp = try Shell.must(["ip", "netns", "exec", hosts.b, "cat", "/proc/net/snmp"])
         #expect(snmpCounter(snmp, "Udp", "InDatagrams") == 1)
         #expect(snmpCounter(snmp, "Tcp", "PassiveOpens") == 1)
+
+        // The snapshots hold the same counters: the rule's at the start (0) and at the end (the kernel's
+        // count), and B's SNMP counters at the end.
+        func snapshot(_ phase: String, _ source: String) throws -> String {
+            try reader.readBundle {
+                try String.fetchOne($0, sql: "SELECT content FROM snapshot WHERE netns = ? AND phase = ? AND source = ?",
+                                    arguments: [Int64(inodeB), phase, source])
+            } ?? ""
+        }
+        #expect(try snapshot("start", "iptables-save").contains("[0:0] -A INPUT -p icmp -j DROP"))
+        #expect(try snapshot("end", "iptables-save").contains("[\(counter):"), "the end snapshot lacks the rule's count \(counter)")
+        let endSNMP = try snapshot("end", "proc-net-snmp")
+        #expect(snmpCounter(endSNMP, "Udp", "InDatagrams") == 1)
+        #expect(snmpCounter(endSNMP, "Tcp", "PassiveOpens") == 1)
+        #expect(endSNMP.contains("TcpExt:") && endSNMP.contains("Ip6InReceives"))
+        #expect(try snapshot("end", "ss-listen").contains("\(hosts.addrB):\(tcpPort)"))
     }
 
     @Test("a filter that excludes the flow records none of it")

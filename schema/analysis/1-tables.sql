@@ -21,7 +21,7 @@ CREATE TABLE bundle_chunk (
 );
 CREATE TABLE bundle_probe (
     id INTEGER PRIMARY KEY, probe INTEGER, name TEXT, tier INTEGER, kind TEXT, target TEXT, family INTEGER,
-    hook INTEGER, priority INTEGER, attached INTEGER, error TEXT
+    hook INTEGER, priority INTEGER, netns INTEGER, attached INTEGER, error TEXT
 );
 CREATE TABLE bundle_drop_reason (value INTEGER PRIMARY KEY, name TEXT);
 CREATE TABLE bundle_rst_reason (value INTEGER PRIMARY KEY, name TEXT);
@@ -38,6 +38,24 @@ CREATE TABLE bundle_address (
 CREATE TABLE bundle_snapshot (id INTEGER PRIMARY KEY, netns INTEGER, phase TEXT, source TEXT, content TEXT);
 CREATE TABLE bundle_sysctl (netns INTEGER, name TEXT, value TEXT, PRIMARY KEY (netns, name));
 CREATE TABLE bundle_lost (cpu INTEGER PRIMARY KEY, events INTEGER);
+
+-- The kernel's counters in the start and end snapshots, parsed at decode (Decode/CounterSamples.swift);
+-- the view counter_delta pairs them. kind 'snmp': `name` as nstat names it (TcpExtListenOverflows,
+-- Ip6InNoRoutes); 'iptables', 'ip6tables': a rule (`name` its text without counters, as
+-- iptables-save prints it) or a chain policy ('policy DROP') of table `tbl` and chain `chain`; 'nft': a
+-- rule with a counter statement (`name` the rule without it) of table `tbl` ('inet filter') and chain
+-- `chain`. `seq` tells identical rules of one chain apart (1, 2, ...). `value` is the counter (packets for
+-- rules), `bytes` the bytes of a rule.
+CREATE TABLE counter_sample (
+    netns INTEGER NOT NULL, phase TEXT NOT NULL, kind TEXT NOT NULL, tbl TEXT, chain TEXT, seq INTEGER,
+    name TEXT NOT NULL, value INTEGER NOT NULL, bytes INTEGER
+);
+-- TCP listening sockets in the start and end snapshots (`ss -ltn`): `queued` connections waiting in the
+-- accept queue (Recv-Q), `backlog` its size (Send-Q).
+CREATE TABLE listener (
+    netns INTEGER NOT NULL, phase TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL,
+    queued INTEGER, backlog INTEGER
+);
 
 -- Events per attach point, counted at decode (probe, and family/hook for netfilter brackets).
 CREATE TABLE probe_events (

@@ -18,7 +18,7 @@ SELECT r.uuid, r.format_version, r.recorder_version, r.host, r.kernel_release, r
 FROM bundle_recording r;
 
 CREATE VIEW probe AS
-SELECT p.probe, p.name, p.tier, p.kind, p.target, p.family, p.hook, p.priority, p.attached, p.error,
+SELECT p.probe, p.name, p.tier, p.kind, p.target, p.family, p.hook, p.priority, p.netns, p.attached, p.error,
        coalesce((SELECT sum(e.events) FROM probe_events e
                  WHERE e.probe = p.probe AND (p.family IS NULL OR (e.family = p.family AND e.hook = p.hook))), 0)
            AS events
@@ -91,3 +91,17 @@ LEFT JOIN bundle_interface i ON i.netns = x.netns AND i.ifindex = x.ifindex;
 
 CREATE VIEW lost AS
 SELECT cpu, events FROM bundle_lost;
+
+-- The kernel's counters that changed during the recording, per namespace: the end snapshot's value
+-- minus the start's (a namespace, rule or counter present in only one of them is left out). kind 'snmp'
+-- (name: TcpExtListenOverflows, UdpRcvbufErrors, Ip6InNoRoutes, ... as nstat names them), 'iptables' and
+-- 'ip6tables' (tbl, chain, name: the rule as iptables-save prints it, or 'policy DROP'), 'nft' (tbl
+-- 'inet filter', chain, name: the rule with a counter). `delta` is packets for rules.
+CREATE VIEW counter_delta AS
+SELECT s.netns, n.name AS netns_name, s.kind, s.tbl, s.chain, s.seq, s.name,
+       s.value AS start_value, e.value AS end_value, e.value - s.value AS delta, e.bytes - s.bytes AS bytes_delta
+FROM counter_sample s
+JOIN counter_sample e ON e.phase = 'end' AND e.netns = s.netns AND e.kind = s.kind AND e.name = s.name
+                     AND e.tbl IS s.tbl AND e.chain IS s.chain AND e.seq IS s.seq
+LEFT JOIN bundle_netns n ON n.inode = s.netns
+WHERE s.phase = 'start' AND e.value != s.value;

@@ -116,3 +116,43 @@ SELECT p.id AS packet_id, r.source, r.tbl, r.chain, r.line_no, r.line, r.verdict
       -- host addresses
       AND (r.line NOT LIKE '% -s %/32 %' OR r.line LIKE '% -s ' || p.saddr || '/32 %')
       AND (r.line NOT LIKE '% -d %/32 %' OR r.line LIKE '% -d ' || p.daddr || '/32 %');
+
+-- The netfilter rules and chain policies that counted packets during the recording (counter_delta),
+-- with their family, the hook of their chain (nft base chains; iptables built-in chains) and verdict.
+-- iptables-nft tables, listed by nft too, are taken from iptables-save only.
+CREATE VIEW netfilter_rule_hit AS
+SELECT d.netns, d.netns_name, d.kind AS source, d.tbl, d.chain, d.seq, d.name AS line, d.delta AS packets,
+       CASE WHEN d.kind = 'iptables' THEN 'ipv4' WHEN d.kind = 'ip6tables' THEN 'ipv6'
+            WHEN d.tbl LIKE 'ip6 %' THEN 'ipv6' WHEN d.tbl LIKE 'ip %' THEN 'ipv4'
+            ELSE substr(d.tbl, 1, instr(d.tbl || ' ', ' ') - 1) END AS family,
+       CASE WHEN d.kind != 'nft' THEN CASE WHEN d.chain IN ('PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING') THEN d.chain END
+            ELSE (SELECT upper(r.hook) FROM ruleset_line r WHERE r.netns = d.netns AND r.source = 'nft' AND r.tbl = d.tbl
+                  AND r.chain = d.chain AND r.hook IS NOT NULL LIMIT 1) END AS hook,
+       CASE WHEN d.name LIKE 'policy DROP' THEN 'policy DROP'
+            WHEN d.kind != 'nft' AND d.name LIKE '% -j DROP%' THEN 'DROP'
+            WHEN d.kind != 'nft' AND d.name LIKE '% -j REJECT%' THEN 'REJECT'
+            WHEN d.kind = 'nft' AND (d.name LIKE '% drop' OR d.name LIKE '% drop %' OR d.name = 'counter drop') THEN 'DROP'
+            WHEN d.kind = 'nft' AND (d.name LIKE '% reject' OR d.name LIKE '% reject %') THEN 'REJECT'
+       END AS verdict,
+       (d.name LIKE '%INVALID%' OR lower(d.name) LIKE '%ct state invalid%') AS invalid
+FROM counter_delta d
+WHERE d.kind IN ('iptables', 'ip6tables', 'nft') AND d.delta > 0
+  AND NOT (d.kind = 'nft' AND d.tbl IN ('ip filter', 'ip nat', 'ip mangle', 'ip raw', 'ip security',
+                                        'ip6 filter', 'ip6 nat', 'ip6 mangle', 'ip6 raw', 'ip6 security')
+           AND EXISTS (SELECT 1 FROM counter_sample c WHERE c.netns = d.netns AND c.kind IN ('iptables', 'ip6tables')));
+
+-- For each NETFILTER_DROP packet, the dropping rules of its namespace whose counters rose during the
+-- recording and that agree with the hook the brackets name (any family and hook when the drop came
+-- after the hook's last bracket, where other families' hooks, such as the bridge's, run).
+CREATE VIEW netfilter_drop_hit AS
+SELECT p.id AS packet_id, h.*
+FROM packet p
+JOIN netfilter_rule_hit h ON h.netns = p.netns
+WHERE p.fate = 'dropped' AND p.drop_reason = 'NETFILTER_DROP' AND h.verdict IS NOT NULL
+  AND (p.nf_family IS NULL OR p.nf_table LIKE 'after %' OR h.family IN (p.nf_family, 'inet'))
+  AND (p.nf_hook IS NULL OR p.nf_table LIKE 'after %' OR h.hook IS NULL OR h.hook = p.nf_hook);
+
+-- The namespaces whose netfilter hooks were bracketed during the recording; bundles of recorders that
+-- did not say (no netns in their probe rows) count every namespace as bracketed.
+CREATE VIEW netfilter_recorded_netns AS
+SELECT DISTINCT netns FROM bundle_probe WHERE kind = 'netfilter' AND attached = 1 AND netns IS NOT NULL;

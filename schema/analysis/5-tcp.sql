@@ -118,12 +118,16 @@ SELECT c.id, c.netns, n.name AS netns_name,
        (((SELECT t.snd_una FROM tcp_ev t WHERE t.conn_id = c.id AND t.kind = 'probe' ORDER BY t.event_id DESC LIMIT 1)
          - (SELECT t.snd_una FROM tcp_ev t WHERE t.conn_id = c.id AND t.kind = 'probe' ORDER BY t.event_id LIMIT 1))
         + 4294967296) % 4294967296 AS bytes_acked,
-       (SELECT count(*) FROM tcp_pkt p WHERE p.sport = c.lport AND p.dport = c.rport AND p.saddr = c.laddr AND p.daddr = c.raddr)
-           AS segments_out,
-       (SELECT count(*) FROM tcp_pkt p WHERE p.sport = c.rport AND p.dport = c.lport AND p.saddr = c.raddr AND p.daddr = c.laddr)
-           AS segments_in,
+       -- a segment and its clones (TCP transmits a clone and keeps the original for retransmission) count
+       -- once; it was dropped when any of them was
        (SELECT count(*) FROM tcp_pkt p WHERE p.sport = c.lport AND p.dport = c.rport AND p.saddr = c.laddr AND p.daddr = c.raddr
-            AND p.dropped = 1) AS segments_out_dropped,
+            AND NOT EXISTS (SELECT 1 FROM clone_edge e WHERE e.child_id = p.packet_id)) AS segments_out,
+       (SELECT count(*) FROM tcp_pkt p WHERE p.sport = c.rport AND p.dport = c.lport AND p.saddr = c.raddr AND p.daddr = c.laddr
+            AND NOT EXISTS (SELECT 1 FROM clone_edge e WHERE e.child_id = p.packet_id)) AS segments_in,
+       (SELECT count(*) FROM tcp_pkt p WHERE p.sport = c.lport AND p.dport = c.rport AND p.saddr = c.laddr AND p.daddr = c.raddr
+            AND NOT EXISTS (SELECT 1 FROM clone_edge e WHERE e.child_id = p.packet_id)
+            AND (p.dropped = 1 OR EXISTS (SELECT 1 FROM clone_edge e JOIN tcp_pkt k ON k.packet_id = e.child_id
+                                          WHERE e.parent_id = p.packet_id AND k.dropped = 1))) AS segments_out_dropped,
        (SELECT count(*) FROM tcp_pkt p JOIN tcp_win w ON w.packet_id = p.packet_id
         WHERE p.sport = c.lport AND p.dport = c.rport AND p.saddr = c.laddr AND p.daddr = c.raddr
             AND w.window = 0) AS zero_window_sent,

@@ -43,6 +43,7 @@ public struct Decoder {
         try AnalysisSchema.registerTables(db)
         for file in AnalysisSchema.tables { try db.execute(sql: file.sql) }
         var damage = try MetadataCopy.copy(from: reader, into: db)
+        try CounterSamples.write(db)
         // names from the copies, whose values MetadataCopy checked
         guard let connection = db.sqliteConnection else { throw AnalysisError.message("internal: no database connection") }
         let names = try BundleNames(connection: connection, schema: "main")

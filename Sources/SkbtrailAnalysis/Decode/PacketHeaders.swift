@@ -144,11 +144,18 @@ public struct PacketHeaders: Sendable {
             type = UInt16(bytes[off + 2]) << 8 | UInt16(bytes[off + 3])
             off += 4
         }
-        // No protocol (a locally built skb before it is set): guess from the IP version nibble.
+        // No protocol (a locally built skb before it is set): guess from the IP version nibble, where the
+        // rest of the header agrees. Netlink and vsock skbs have no protocol either, and a netlink message
+        // of 64 to 79 bytes starts with 0x4_ (its length, little-endian): its IPv4 total length would be 0.
         if type == 0 && bytes.count > off {
             switch bytes[off] >> 4 {
-            case 4: type = 0x0800
-            case 6: type = 0x86DD
+            case 4 where bytes.count >= off + 20:
+                let ihl = Int(bytes[off] & 0x0F) * 4
+                let total = Int(bytes[off + 2]) << 8 | Int(bytes[off + 3])
+                if ihl >= 20 && total >= ihl { type = 0x0800 }
+            case 6 where bytes.count >= off + 40:
+                // a version-6 header with a next header IPv6 carries (hop-by-hop options, TCP, UDP, ICMPv6, ...)
+                if [0, 4, 6, 17, 41, 43, 44, 47, 50, 51, 58, 59, 60, 132].contains(bytes[off + 6]) { type = 0x86DD }
             default: break
             }
         }

@@ -78,7 +78,7 @@ final class PacketRows {
                 try tcp.run()
             }
         } else {
-            w.text(.tuple, first.protocol == 0 ? "unknown" : "ethertype 0x" + String(UInt16(bigEndian: first.protocol), radix: 16))
+            w.text(.tuple, first.protocol == 0 ? "no protocol (a local skb: netlink, vsock, ...)" : "ethertype 0x" + String(UInt16(bigEndian: first.protocol), radix: 16))
         }
         // parent_id, clone_inferred: set by the clone inference at the end
         w.int(.forwarded, o.forwarded ? 1 : 0); w.int(.netns_count, o.netnsCount); w.int(.nat_count, nats.count)

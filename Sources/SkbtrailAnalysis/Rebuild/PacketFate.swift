@@ -91,7 +91,8 @@ enum PacketFate {
                     out.dropReasonName = name
                     out.dropLocation = free.args.free.location
                     out.dropSymbol = names.symbolText(free.args.free.location)
-                    if droppedInNetfilter(free, reasonName: name) {
+                    if droppedInNetfilter(free, reasonName: name)
+                        && bracketNetns(records, before: freeIndex).map({ free.netns == 0 || $0 == free.netns }) ?? true {
                         out.nfFamily = KernelNames.family(Int(free.args.free.nf_pf))
                         out.nfHook = KernelNames.hook(Int(free.args.free.nf_hook))
                         out.nfTable = KernelNames.tableAfter(bracket: Int(free.args.free.nf_bracket))
@@ -122,6 +123,19 @@ enum PacketFate {
                 : "no free seen before the recording ended"
         }
         return out
+    }
+
+    /// The namespace of the last netfilter bracket recorded before `index`: a free's bracket tells the
+    /// hook the drop was in only when it is of the free's namespace. An skb that crossed a veth into a
+    /// namespace whose hooks were not bracketed (not recorded) still carries the brackets it passed in
+    /// the namespace before.
+    static func bracketNetns(_ records: [DecodedRecord], before index: Int) -> UInt32? {
+        var i = index - 1
+        while i >= 0 {
+            if ProbeTable.role(Int(records[i].ev.probe)) == .netfilter { return records[i].ev.netns }
+            i -= 1
+        }
+        return nil
     }
 
     /// A free carries the last netfilter bracket its skb passed; the drop happened inside that hook

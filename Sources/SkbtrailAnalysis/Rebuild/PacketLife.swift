@@ -19,6 +19,8 @@ final class PacketLife {
     var head: UInt64 = 0
     /// Its TCP window was written (tcp_win holds the first step that has the field).
     var windowSeen = false
+    /// The namespace where it reached local delivery (an INPUT hook or a socket), 0 while it has not.
+    var deliveredNetns: UInt32 = 0
 
     init(id: Int, skb: UInt64) {
         self.id = id
@@ -33,6 +35,14 @@ final class PacketLife {
         ids.append(id)
         if record.ev.head != 0 { head = record.ev.head }
         lastProbe = Int(record.ev.probe)
+        switch record.ev.role {
+        case .netfilter where record.ev.args.nf.hook == KernelNames.Hook.localIn.rawValue, .deliver:
+            if record.ev.netns != 0 { deliveredNetns = record.ev.netns }
+        case .receive:
+            deliveredNetns = 0  // a tunnel's decapsulated packet is received again
+        default:
+            break
+        }
     }
 }
 
@@ -47,8 +57,16 @@ enum PacketLives {
     /// so does an entry its previous step cannot lead to: a receive after anything but a transmit, the
     /// queue or XDP (a veth or loopback crossing follows a transmit), or local output after anything but
     /// a device step (a tunnel sends its outer packet from the inner one's transmit).
-    static func startsNewLife(_ e: st_event, lastProbe: Int, head: UInt64) -> Bool {
+    ///
+    /// A packet delivered locally (it passed an INPUT hook) goes no further but to a socket: a netfilter
+    /// hook other than INPUT, or an INPUT of another namespace, is a new sk_buff at its address, seen
+    /// first at that hook (a filtered recording starts a reply where NAT gave it a matching address).
+    static func startsNewLife(_ e: st_event, lastProbe: Int, head: UInt64, deliveredNetns: UInt32 = 0) -> Bool {
         let role = e.role
+        if deliveredNetns != 0 && role == .netfilter
+            && (e.args.nf.hook != KernelNames.Hook.localIn.rawValue || (e.netns != 0 && e.netns != deliveredNetns)) {
+            return true
+        }
         let firstBracket = role == .netfilter && e.args.nf.bracket == 0
         let outputEntry = firstBracket && e.args.nf.hook == KernelNames.Hook.localOut.rawValue
         let preroutingEntry = firstBracket && e.args.nf.hook == KernelNames.Hook.preRouting.rawValue
