@@ -25,6 +25,11 @@ found AS (
            h.source AS hit_source, h.line AS hit_line, h.packets AS hit_packets, h.text AS hit_text,
            l.text AS candidates, l.nft_only,
            (EXISTS (SELECT 1 FROM netfilter_recorded_netns) AND NOT EXISTS (SELECT 1 FROM netfilter_recorded_netns r WHERE r.netns = p.netns)) AS unrecorded,
+           -- dropped on a bridge port or the bridge: bridged traffic, which br_netfilter hands to the IP hooks
+           EXISTS (SELECT 1 FROM bundle_interface i WHERE i.netns = p.netns AND i.ifindex = p.ifindex
+                   AND (i.master IS NOT NULL OR i.kind = 'bridge')) AS bridged,
+           (SELECT group_concat(s.name || '=' || s.value, ', ') FROM bundle_sysctl s
+            WHERE s.netns = p.netns AND s.name = 'net.bridge.bridge-nf-call-' || CASE WHEN p.l3 = 'ipv6' THEN 'ip6tables' ELSE 'iptables' END) AS brnf,
            CASE WHEN p.netns_name IS NOT NULL THEN 'ip netns exec ' || p.netns_name || ' '
                 WHEN EXISTS (SELECT 1 FROM bundle_netns n WHERE n.inode = p.netns AND n.is_root = 1) THEN '' END AS prefix
     FROM packet p
@@ -39,6 +44,8 @@ SELECT id AS packet_id, last_event AS event_id, 'ERROR' AS level, 'netfilter-dro
                 || ', ' || hit_chain || ' chain' || CASE WHEN hit_hook IS NOT NULL AND hit_hook != hit_chain THEN ' (' || lower(hit_hook) || ' hook)' ELSE '' END
                 || ' of netns ' || coalesce(netns_name, netns) || ': ' || tuple
                 || '; the rule "' || hit_line || '" matched ' || hit_packets || ' packet' || CASE WHEN hit_packets = 1 THEN '' ELSE 's' END || ' during the recording'
+                || CASE WHEN bridged AND hit_family IN ('ipv4', 'ipv6', 'inet')
+                        THEN ' (bridged traffic that br_netfilter handed to the ' || hit_family || ' hooks' || coalesce(': ' || brnf, '') || ')' ELSE '' END
          WHEN hit_n > 1
            THEN 'dropped by netfilter in netns ' || coalesce(netns_name, netns) || ': ' || tuple || '; ' || hit_n || ' dropping rules counted packets during the recording'
          WHEN unrecorded
@@ -50,6 +57,8 @@ SELECT id AS packet_id, last_event AS event_id, 'ERROR' AS level, 'netfilter-dro
          ELSE 'dropped by netfilter in the ' || coalesce(nf_table || ' table', 'netfilter (table unknown)') || ', '
               || coalesce(nf_family || ' ', '') || coalesce(nf_hook || ' hook', 'hook unknown')
               || ' of netns ' || coalesce(netns_name, netns) || ': ' || tuple
+              || CASE WHEN bridged AND nf_family IS NOT NULL
+                      THEN ' (bridged traffic that br_netfilter handed to the ' || nf_family || ' hooks' || coalesce(': ' || brnf, '') || ')' ELSE '' END
        END AS message,
        CASE
          WHEN hit_n = 1 AND hit_source != 'nft'

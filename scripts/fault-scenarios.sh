@@ -15,7 +15,7 @@ RECORDER=${RECORDER:-$ROOT/.build/debug/skbtrail-record}
 P=${SF_PREFIX:-sf}
 SCENARIOS="iptables-forward-drop nft-drop rp-filter no-route forwarding-disabled ttl-expired mtu-too-big
 neighbour-failure tc-ingress-drop xdp-drop bad-checksum qdisc-loss conntrack-invalid rcvbuf-full listen-overflow tcp-reset healthy
-noisy-host bridge-nft-drop partial-netns nat-closed-port policy-prohibit"
+noisy-host bridge-nft-drop bridge-iptables-drop partial-netns nat-closed-port policy-prohibit"
 
 LAB_NAME=fault-scenarios.sh
 # shellcheck source=scripts/lab.sh
@@ -336,6 +336,26 @@ NFT
     record ip netns exec "$A" ping -c 3 -i 0.2 -W 1 10.210.32.2 >/dev/null || true
     expect pings 3
     expect drop_rule_packets "$(nsx "$H" nft list chain bridge sfbridge forward | awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1); exit }')"
+}
+
+# br_netfilter hands bridged IPv4 to iptables (net.bridge.bridge-nf-call-iptables=1): the bridge
+# namespace's FORWARD chain drops ICMP between two ports of its bridge.
+scenario_bridge_iptables_drop() {
+    local H=$P-h
+    netns "$H"; netns "$A"; netns "$B"
+    ip -n "$H" link add "$P-br" type bridge
+    ip link add "$P-a0" netns "$A" type veth peer name "$P-ha" netns "$H"
+    ip link add "$P-b0" netns "$B" type veth peer name "$P-hb" netns "$H"
+    ip -n "$H" link set "$P-ha" master "$P-br"; ip -n "$H" link set "$P-hb" master "$P-br"
+    for l in "$P-br" "$P-ha" "$P-hb"; do ip -n "$H" link set "$l" up; done
+    ip -n "$A" addr add 10.210.38.1/24 dev "$P-a0"; ip -n "$A" link set "$P-a0" up
+    ip -n "$B" addr add 10.210.38.2/24 dev "$P-b0"; ip -n "$B" link set "$P-b0" up
+    nsx "$H" sysctl -qw net.bridge.bridge-nf-call-iptables=1 || die "no br_netfilter: modprobe br_netfilter"
+    nsx "$H" iptables -w -A FORWARD -p icmp -j DROP
+    static_neigh 10.210.38.2
+    record ip netns exec "$A" ping -c 3 -i 0.2 -W 1 10.210.38.2 >/dev/null || true
+    expect pings 3
+    expect drop_rule_packets "$(nsx "$H" iptables -w -L FORWARD -v -x -n | awk '/DROP/ { print $1; exit }')"
 }
 
 # Recorded with --netns A only while B's INPUT chain drops the pings: B's brackets are not attached.

@@ -37,7 +37,7 @@ struct Netns: Hashable {
 /// Takes the metadata snapshot that makes a bundle analyzable on another machine.
 enum MachineSnapshotter {
     static let sysctlPattern =
-        #"^net\.(ipv4\.(ip_forward|ip_default_ttl|conf\.[^.]+\.(rp_filter|forwarding|accept_local|log_martians)|tcp_(syncookies|max_syn_backlog|rmem|wmem|be_liberal))|ipv6\.conf\.[^.]+\.(forwarding|disable_ipv6)|core\.(netdev_max_backlog|rmem_max|rmem_default|wmem_max|somaxconn)|netfilter\.nf_conntrack_(max|count|tcp_be_liberal|tcp_loose))$"#
+        #"^net\.(ipv4\.(ip_forward|ip_default_ttl|conf\.[^.]+\.(rp_filter|forwarding|accept_local|log_martians)|tcp_(syncookies|max_syn_backlog|rmem|wmem|be_liberal))|ipv6\.conf\.[^.]+\.(forwarding|disable_ipv6)|core\.(netdev_max_backlog|rmem_max|rmem_default|wmem_max|somaxconn)|bridge\.bridge-nf-call-(iptables|ip6tables|arptables)|netfilter\.nf_conntrack_(max|count|tcp_be_liberal|tcp_loose))$"#
 
     static func take(phase: String, namespaces: [Netns], rootInode: UInt32?) -> MachineSnapshot {
         var snap = MachineSnapshot()

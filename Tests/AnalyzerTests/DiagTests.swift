@@ -42,6 +42,7 @@ struct DiagTests {
         Case(fixture: "faults/listen-overflow", code: "listen-overflow", level: "ERROR", countKey: "listen_overflows"),
         Case(fixture: "faults/bridge-nft-drop", code: "netfilter-drop", level: "ERROR", countKey: "drop_rule_packets"),
         Case(fixture: "faults/partial-netns", code: "netfilter-drop", level: "ERROR", countKey: "drop_rule_packets"),
+        Case(fixture: "faults/bridge-iptables-drop", code: "netfilter-drop", level: "ERROR", countKey: "drop_rule_packets"),
         Case(fixture: "faults/nat-closed-port", code: "port-not-listening", level: "ERROR", countKey: "server_out_rsts"),
         // every ping refused (the ICMP errors, fewer by the kernel's rate limit, are counted below)
         Case(fixture: "faults/policy-prohibit", code: "route-refused", level: "ERROR", countKey: "pings"),
@@ -78,6 +79,7 @@ struct DiagTests {
         ("netfilter-drop", "netfilter-drop"), ("closed-port", "port-not-listening"), ("faults/xdp-drop", "xdp-drop"), ("faults/bad-checksum", "bad-checksum"),
         ("faults/listen-overflow", "listen-overflow"), ("faults/bridge-nft-drop", "netfilter-drop"), ("faults/partial-netns", "netfilter-drop"),
         ("faults/nat-closed-port", "port-not-listening"), ("faults/policy-prohibit", "route-refused"),
+        ("faults/bridge-iptables-drop", "netfilter-drop"),
     ])
     func onlyErrorIsTheCause(_ fixture: String, _ code: String) throws {
         let (a, _, _) = try Self.open(fixture)
@@ -126,6 +128,17 @@ struct DiagTests {
             #expect(!message.contains("PREROUTING") && !message.contains("after priority"))
             #expect(advice.contains("ip netns exec sf-h nft -a list chain bridge sfbridge forward"))
             #expect(!advice.contains("iptables -t after"))
+        }
+    }
+
+    /// br_netfilter hands bridged IPv4 to iptables: the FORWARD rule is named, and the drop as bridged.
+    @Test func brNetfilterDropIsNamedAsBridged() throws {
+        let (a, _, _) = try Self.open("faults/bridge-iptables-drop")
+        let rows = try a.reader.read { try String.fetchAll($0, sql: "SELECT message FROM finding WHERE code = 'netfilter-drop'") }
+        #expect(!rows.isEmpty)
+        for m in rows {
+            #expect(m.contains("ipv4 family, filter table, FORWARD chain of netns sf-h"))
+            #expect(m.contains("bridged traffic that br_netfilter handed to the ipv4 hooks: net.bridge.bridge-nf-call-iptables=1"))
         }
     }
 

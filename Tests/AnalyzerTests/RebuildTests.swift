@@ -43,6 +43,7 @@ import Testing
         var lastProbe: Int
         var lastHead: UInt64 = headA
         var deliveredNetns: UInt32 = 0  // the open packet reached local delivery there
+        var lastNetns: UInt32 = 0       // the namespace of its latest record
         var bracketIndex = 0
         var netns: UInt32 = 0
         var newLife: Bool
@@ -74,14 +75,30 @@ import Testing
               lastProbe: NetfilterBrackets.probeID(0), deliveredNetns: 7, bracketIndex: 4, netns: 7, newLife: false),
         .init(name: "an INPUT bracket of another namespace after local delivery", probe: 0, hook: .localIn,
               lastProbe: NetfilterBrackets.probeID(4), deliveredNetns: 7, bracketIndex: 0, netns: 9, newLife: true),
+        // a UDP flood recorded with four tracepoints: a datagram received on lo in one namespace, and
+        // seconds later a new skb at its address queued on a veth of another
+        .init(name: "the device queue of another namespace after a receive", probe: queue, lastProbe: rx, lastNetns: 7, netns: 9, newLife: true),
+        .init(name: "the device queue of the same namespace after a receive (forwarding)", probe: queue, lastProbe: rx, lastNetns: 7, netns: 7, newLife: false),
     ]
+
+    /// A reply carries the request's tuple reversed: never a NAT rewrite (NAT changes one side, or both
+    /// to other addresses), so a reply at the request's address starts a new life.
+    @Test func aSwappedTupleIsAReplyNotNAT() {
+        let a = IPAddress(family: 4, hi: 0x0A00_0001, lo: 0), b = IPAddress(family: 4, hi: 0x0A00_0002, lo: 0)
+        let c = IPAddress(family: 4, hi: 0x0A00_0003, lo: 0)
+        let request = NatTuple(src: a, dst: b, sport: 40000, dport: 80)
+        #expect(NatTuple(src: b, dst: a, sport: 80, dport: 40000).isReverse(of: request))
+        #expect(!NatTuple(src: a, dst: c, sport: 40000, dport: 8080).isReverse(of: request), "a DNAT")
+        #expect(!NatTuple(src: c, dst: a, sport: 80, dport: 40000).isReverse(of: request), "a reply after SNAT on the way")
+        #expect(!NatTuple(src: a, dst: a, sport: 5, dport: 5).isReverse(of: NatTuple(src: a, dst: a, sport: 5, dport: 5)), "to itself")
+    }
 
     @Test(arguments: lifeCases)
     func whenAnAddressStartsANewLife(_ c: LifeCase) {
         var e = c.hook.map { RebuildTests.bracket(c.bracketIndex, hook: $0, head: c.head) } ?? event(probe: c.probe, ts: 1, skb: 0x100, head: c.head)
         e.head = c.head
         e.netns = c.netns
-        #expect(PacketLives.startsNewLife(e, lastProbe: c.lastProbe, head: c.lastHead, deliveredNetns: c.deliveredNetns) == c.newLife)
+        #expect(PacketLives.startsNewLife(e, lastProbe: c.lastProbe, head: c.lastHead, deliveredNetns: c.deliveredNetns, lastNetns: c.lastNetns) == c.newLife)
     }
 
     // MARK: fates

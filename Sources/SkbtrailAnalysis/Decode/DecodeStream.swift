@@ -69,7 +69,9 @@ final class DecodeStream {
             let p: PacketLife
             let current = open[e.skb]
             var isOpen = true  // p is the address's open packet
-            if let q = current, !PacketLives.startsNewLife(e, lastProbe: q.lastProbe, head: q.head, deliveredNetns: q.deliveredNetns) {
+            if let q = current, !PacketLives.startsNewLife(e, lastProbe: q.lastProbe, head: q.head, deliveredNetns: q.deliveredNetns,
+                                                                 lastNetns: q.lastNetns),
+               !PacketLives.isReply(record, after: q.records.last) {
                 p = q
             } else if current == nil, e.role == .transmitted, let q = lastClosed[e.skb] {
                 // net_dev_xmit fires after the driver took the skb; it may have been freed already

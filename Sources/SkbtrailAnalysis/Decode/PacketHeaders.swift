@@ -417,4 +417,10 @@ struct NatTuple: Equatable {
     var dst: IPAddress
     var sport: UInt16
     var dport: UInt16
+
+    /// The other direction of the same flow: what a reply carries, never what NAT makes of a packet
+    /// (NAT rewrites one side, or both to other addresses, but does not swap them).
+    func isReverse(of o: NatTuple) -> Bool {
+        src == o.dst && dst == o.src && sport == o.dport && dport == o.sport && src != dst
+    }
 }

@@ -36,7 +36,8 @@ enum NatRewrites {
             let p = pb.value, h = box.value
             guard p.l3 == h.l3, p.l4 == h.l4 else { continue }
             let before = p.natKey, after = h.natKey
-            if before == after { continue }
+            // the same: nothing rewritten; swapped: a reply at a reused address, not a rewrite
+            if before == after || after.isReverse(of: before) { continue }
             var family: String?, hook: String?, table: String?, ctOrig: String?, ctReply: String?
             var reply = false
             if r.role == .netfilter {

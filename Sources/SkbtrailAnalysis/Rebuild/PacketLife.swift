@@ -21,6 +21,8 @@ final class PacketLife {
     var windowSeen = false
     /// The namespace where it reached local delivery (an INPUT hook or a socket), 0 while it has not.
     var deliveredNetns: UInt32 = 0
+    /// The namespace of the latest record that had one.
+    var lastNetns: UInt32 = 0
 
     init(id: Int, skb: UInt64) {
         self.id = id
@@ -35,6 +37,7 @@ final class PacketLife {
         ids.append(id)
         if record.ev.head != 0 { head = record.ev.head }
         lastProbe = Int(record.ev.probe)
+        if record.ev.netns != 0 { lastNetns = record.ev.netns }
         switch record.ev.role {
         case .netfilter where record.ev.args.nf.hook == KernelNames.Hook.localIn.rawValue, .deliver:
             if record.ev.netns != 0 { deliveredNetns = record.ev.netns }
@@ -48,6 +51,18 @@ final class PacketLife {
 
 /// When an skb address starts a new packet life.
 enum PacketLives {
+    /// Whether `record` carries the reverse of the tuple of `last` (the open packet's latest record) where
+    /// a packet enters a step: a reply at the address of the request, whose free was not traced (TCP's
+    /// __kfree_skb; the slab hands the same address and even the same data head to the next skb).
+    static func isReply(_ record: DecodedRecord, after last: DecodedRecord?) -> Bool {
+        guard let last else { return false }
+        let role = record.ev.role
+        guard role == .receive || role == .queue || role == .netfilter else { return false }
+        let h = record.hdr.value, p = last.hdr.value
+        guard h.l3 == .ipv4 || h.l3 == .ipv6, h.l3 == p.l3, h.l4 == p.l4, !h.fragment, !p.fragment else { return false }
+        return h.natKey.isReverse(of: p.natKey)
+    }
+
     /// Whether record `e`, at an address whose open packet last saw probe `lastProbe` with data head
     /// `head` (0: none seen), is a new sk_buff rather than the next step of that packet.
     ///
@@ -61,8 +76,15 @@ enum PacketLives {
     /// A packet delivered locally (it passed an INPUT hook) goes no further but to a socket: a netfilter
     /// hook other than INPUT, or an INPUT of another namespace, is a new sk_buff at its address, seen
     /// first at that hook (a filtered recording starts a reply where NAT gave it a matching address).
-    static func startsNewLife(_ e: st_event, lastProbe: Int, head: UInt64, deliveredNetns: UInt32 = 0) -> Bool {
+    ///
+    /// A packet received in one namespace reaches another's device queue only through a transmit and a
+    /// receive there: a queue step in another namespace right after a receive is a new sk_buff.
+    static func startsNewLife(_ e: st_event, lastProbe: Int, head: UInt64, deliveredNetns: UInt32 = 0,
+                              lastNetns: UInt32 = 0) -> Bool {
         let role = e.role
+        if role == .queue && ProbeTable.role(lastProbe) == .receive && lastNetns != 0 && e.netns != 0 && e.netns != lastNetns {
+            return true
+        }
         if deliveredNetns != 0 && role == .netfilter
             && (e.args.nf.hook != KernelNames.Hook.localIn.rawValue || (e.netns != 0 && e.netns != deliveredNetns)) {
             return true
