@@ -39,6 +39,17 @@ pair() {  # A (10.210.N.1) - B (10.210.N.2)
     netns "$A"; netns "$B"
     veth "$A" "$P-a0" "10.210.$1.1/24" "$B" "$P-b0" "10.210.$1.2/24"
 }
+# A (10.210.N.1) and B (10.210.N.2) on two ports of bridge $P-br in namespace H ($P-h).
+bridged() {
+    netns "$H"; netns "$A"; netns "$B"
+    ip -n "$H" link add "$P-br" type bridge
+    ip link add "$P-a0" netns "$A" type veth peer name "$P-ha" netns "$H"
+    ip link add "$P-b0" netns "$B" type veth peer name "$P-hb" netns "$H"
+    ip -n "$H" link set "$P-ha" master "$P-br"; ip -n "$H" link set "$P-hb" master "$P-br"
+    for l in "$P-br" "$P-ha" "$P-hb"; do ip -n "$H" link set "$l" up; done
+    ip -n "$A" addr add "10.210.$1.1/24" dev "$P-a0"; ip -n "$A" link set "$P-a0" up
+    ip -n "$B" addr add "10.210.$1.2/24" dev "$P-b0"; ip -n "$B" link set "$P-b0" up
+}
 # A knows B's MAC without ARP (where the fault would eat the ARP exchange too).
 static_neigh() {
     ip -n "$A" neigh replace "$1" lladdr "$(ip -n "$B" -br link show "$P-b0" | awk '{ print $3 }')" dev "$P-a0"
@@ -316,14 +327,7 @@ EOS
 # nftables in the bridge family: the bridge's forward chain drops ICMP between its two ports.
 scenario_bridge_nft_drop() {
     local H=$P-h
-    netns "$H"; netns "$A"; netns "$B"
-    ip -n "$H" link add "$P-br" type bridge
-    ip link add "$P-a0" netns "$A" type veth peer name "$P-ha" netns "$H"
-    ip link add "$P-b0" netns "$B" type veth peer name "$P-hb" netns "$H"
-    ip -n "$H" link set "$P-ha" master "$P-br"; ip -n "$H" link set "$P-hb" master "$P-br"
-    for l in "$P-br" "$P-ha" "$P-hb"; do ip -n "$H" link set "$l" up; done
-    ip -n "$A" addr add 10.210.32.1/24 dev "$P-a0"; ip -n "$A" link set "$P-a0" up
-    ip -n "$B" addr add 10.210.32.2/24 dev "$P-b0"; ip -n "$B" link set "$P-b0" up
+    bridged 32
     nsx "$H" nft -f - <<'NFT'
 table bridge sfbridge {
     chain forward {
@@ -342,14 +346,7 @@ NFT
 # namespace's FORWARD chain drops ICMP between two ports of its bridge.
 scenario_bridge_iptables_drop() {
     local H=$P-h
-    netns "$H"; netns "$A"; netns "$B"
-    ip -n "$H" link add "$P-br" type bridge
-    ip link add "$P-a0" netns "$A" type veth peer name "$P-ha" netns "$H"
-    ip link add "$P-b0" netns "$B" type veth peer name "$P-hb" netns "$H"
-    ip -n "$H" link set "$P-ha" master "$P-br"; ip -n "$H" link set "$P-hb" master "$P-br"
-    for l in "$P-br" "$P-ha" "$P-hb"; do ip -n "$H" link set "$l" up; done
-    ip -n "$A" addr add 10.210.38.1/24 dev "$P-a0"; ip -n "$A" link set "$P-a0" up
-    ip -n "$B" addr add 10.210.38.2/24 dev "$P-b0"; ip -n "$B" link set "$P-b0" up
+    bridged 38
     nsx "$H" sysctl -qw net.bridge.bridge-nf-call-iptables=1 || die "no br_netfilter: modprobe br_netfilter"
     nsx "$H" iptables -w -A FORWARD -p icmp -j DROP
     static_neigh 10.210.38.2
