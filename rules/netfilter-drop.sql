@@ -46,8 +46,6 @@ SELECT id AS packet_id, last_event AS event_id, 'ERROR' AS level, 'netfilter-dro
                 || '; the rule "' || hit_line || '" matched ' || hit_packets || ' packet' || CASE WHEN hit_packets = 1 THEN '' ELSE 's' END || ' during the recording'
                 || CASE WHEN bridged AND hit_family IN ('ipv4', 'ipv6', 'inet')
                         THEN ' (bridged traffic that br_netfilter handed to the ' || hit_family || ' hooks' || coalesce(': ' || brnf, '') || ')' ELSE '' END
-         WHEN hit_n > 1
-           THEN 'dropped by netfilter in netns ' || coalesce(netns_name, netns) || ': ' || tuple || '; ' || hit_n || ' dropping rules counted packets during the recording'
          WHEN unrecorded
            THEN 'dropped by netfilter (NETFILTER_DROP at ' || coalesce(drop_symbol, '?') || ')' || coalesce(' on ' || ifname, '') || ' in netns ' || coalesce(netns_name, netns)
                 || ', which was not recorded: its hooks were not bracketed and its rules not saved, so the family, hook, table and rule are unknown: ' || tuple
@@ -70,22 +68,21 @@ SELECT id AS packet_id, last_event AS event_id, 'ERROR' AS level, 'netfilter-dro
            THEN 'if this traffic should pass, delete or change the rule: find its handle with ' || coalesce(prefix, '') || 'nft -a list chain ' || hit_tbl || ' ' || hit_chain
                 || ', then nft delete rule ' || hit_tbl || ' ' || hit_chain || ' handle N'
                 || CASE WHEN prefix IS NULL THEN ' (in the namespace with inode ' || netns || ': find a process in it with lsns -t net)' ELSE '' END
-         WHEN hit_n > 1
-           THEN 'the rules that counted packets: ' || hit_text || '. Find the one that matches this packet, and delete or change it'
          WHEN unrecorded
            THEN 'record that namespace too (skbtrail-record without --netns, or with --netns naming it), or read its rule counters now: '
                 || coalesce(prefix, '(in the namespace with inode ' || netns || ', found with lsns -t net) ') || 'nft list ruleset'
-         ELSE CASE WHEN candidates IS NOT NULL THEN 'rule(s) that could match: ' || candidates || '. '
+         ELSE CASE WHEN hit_n > 1 THEN 'rules that could match and counted packets during the recording: ' || hit_text || '. '
+                   WHEN candidates IS NOT NULL THEN 'rule(s) that could match: ' || candidates || '. '
                    ELSE 'no DROP/REJECT rule of that table and hook in the ruleset snapshot matches: the rules changed during the recording, or a jump target drops. ' END
               || 'Fix or remove the rule; see which one counts packets with: ' || coalesce(prefix, '(in the namespace with inode ' || netns || ', found with lsns -t net) ')
               || CASE WHEN nft_only OR nf_table IS NULL OR nf_table LIKE 'after %' THEN 'nft list ruleset'
                       ELSE 'iptables -t ' || substr(nf_table, 1, instr(nf_table || ' ', ' ') - 1) || ' -L ' || coalesce(nf_hook, '') || ' -v -n --line-numbers' END
        END AS advice,
-       CASE WHEN hit_n IS NULL AND (nf_hook IS NULL OR nf_table IS NULL OR nf_table LIKE 'after %') THEN 'inferred' END AS confidence,
-       CASE WHEN hit_n IS NULL AND unrecorded THEN 'the namespace where it was dropped was not recorded: inferred from the drop reason NETFILTER_DROP only'
-            WHEN hit_n IS NULL AND (nf_hook IS NULL OR nf_table IS NULL)
+       CASE WHEN coalesce(hit_n, 0) != 1 AND (nf_hook IS NULL OR nf_table IS NULL OR nf_table LIKE 'after %') THEN 'inferred' END AS confidence,
+       CASE WHEN coalesce(hit_n, 0) != 1 AND unrecorded THEN 'the namespace where it was dropped was not recorded: inferred from the drop reason NETFILTER_DROP only'
+            WHEN coalesce(hit_n, 0) != 1 AND (nf_hook IS NULL OR nf_table IS NULL)
             THEN 'the hook or table is unknown (no netfilter bracket before the drop): inferred from the drop reason NETFILTER_DROP only'
-            WHEN hit_n IS NULL AND nf_table LIKE 'after %'
+            WHEN coalesce(hit_n, 0) != 1 AND nf_table LIKE 'after %'
             THEN 'the drop came after the last bracket of the hook and no rule counter rose: the table is inferred' END AS inferred
 FROM found
 -- conntrack INVALID drops, when no other line could match, are rules/conntrack-invalid.sql

@@ -17,5 +17,8 @@ SELECT p.id AS packet_id, p.last_event AS event_id,
                         AND l.source = CASE WHEN p.l3 = 'ipv6' THEN 'ip6-route' ELSE 'ip-route' END
                         AND l.line NOT LIKE 'local %' AND l.line NOT LIKE 'broadcast %' AND l.line NOT LIKE '% table local %'
                         AND l.line NOT LIKE 'multicast %' AND l.line NOT LIKE 'anycast %'), 'none') END AS advice
-FROM (SELECT p.*, (lower(p.daddr) LIKE 'ff02:%' OR p.daddr LIKE '224.0.0.%') AS linklocal FROM packet p) p
+-- link-local multicast control traffic (MLD, neighbour and router discovery to ff02::, IGMP and the
+-- like to 224.0.0.x) is never routed: a no-route for it is an interface without its multicast route yet
+FROM (SELECT p.*, ((lower(p.daddr) LIKE 'ff02:%' AND p.proto = 'ICMPv6') OR p.daddr LIKE '224.0.0.%') AS linklocal FROM packet p) p
 WHERE p.fate = 'dropped' AND p.drop_reason IN ('IP_INNOROUTES', 'IP_OUTNOROUTES')
+  AND coalesce(p.drop_symbol, '') NOT LIKE 'ip6_pkt_prohibit%'  -- a prohibit route or rule: rules/route-refused.sql

@@ -33,8 +33,10 @@ FROM (
            -- multicast for a group nobody here joined: ip6_mc_input frees the copy of an MLD report or of a
            -- neighbour solicitation for another host; IPv4's route input refuses an IGMP report
            -- (ip_rcv_finish_core) when the namespace routes no multicast
-           ((lower(p.daddr) LIKE 'ff%' AND coalesce(p.drop_symbol, '') LIKE 'ip6_mc_input%')
-            OR ((p.daddr LIKE '224.%' OR p.daddr LIKE '239.%' OR p.proto = 'IGMP')
+           -- (link-local scope only: an application's group, 239.x or ff05::, that nobody joined may be a
+           -- socket joined on the wrong interface, and stays a WARN)
+           ((lower(p.daddr) LIKE 'ff02:%' AND coalesce(p.drop_symbol, '') LIKE 'ip6_mc_input%')
+            OR ((p.daddr LIKE '224.0.0.%' OR p.proto = 'IGMP')
                 AND (coalesce(p.drop_symbol, '') LIKE 'ip_rcv_finish_core%' OR coalesce(p.drop_symbol, '') LIKE 'ip_route_input%'
                      OR coalesce(p.drop_symbol, '') LIKE 'ip_mc_%' OR coalesce(p.drop_symbol, '') LIKE 'igmp_rcv%'))) AS multicast,
            -- a socket's receive queue purged when it closes (udp_destruct_common, inet_sock_destruct, ...)

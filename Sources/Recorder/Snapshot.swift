@@ -56,6 +56,7 @@ enum MachineSnapshotter {
                 ("ip-route", ["ip", "route", "show", "table", "all"]),
                 ("ip6-route", ["ip", "-6", "route", "show", "table", "all"]),
                 ("ip-rule", ["ip", "rule", "show"]),
+                ("ip6-rule", ["ip", "-6", "rule", "show"]),
                 ("ip-neigh", ["ip", "neigh", "show"]),
                 // with each rule's packet and byte counters: the end snapshot's minus the start's is what
                 // each rule matched during the recording
@@ -66,7 +67,8 @@ enum MachineSnapshotter {
                 ("sysctl", ["sysctl", "-e", "-a", "--pattern", sysctlPattern]),
                 // the kernel's own counters (what nstat shows), read in the namespace: the evidence the
                 // analyzer's findings cite as start-to-end deltas
-                ("proc-net-snmp", ["cat", "/proc/net/snmp", "/proc/net/netstat", "/proc/net/snmp6"]),
+                // (snmp6 is missing where IPv6 is disabled: the others are read all the same)
+                ("proc-net-snmp", ["sh", "-c", "cat /proc/net/snmp /proc/net/netstat; cat /proc/net/snmp6 2>/dev/null; true"]),
                 // TCP listeners with their accept queue (Recv-Q) and backlog (Send-Q)
                 ("ss-listen", ["ss", "-ltnH"]),
             ]

@@ -58,6 +58,12 @@ struct CounterTests {
             \t\ttcp dport 22 accept
             \t}
             }
+            table inet firewalld { # progname firewalld
+            \tchain filter_INPUT {
+            \t\ttype filter hook input priority filter + 10; policy accept;
+            \t\tct state invalid counter packets 2 bytes 80 drop
+            \t}
+            }
             table bridge b {
             \tchain forward {
             \t\tip protocol icmp counter packets 9 bytes 756 drop
@@ -65,11 +71,25 @@ struct CounterTests {
             }
             """
         let s = CounterSamples.nft(nft)
-        #expect(s.count == 2)
-        #expect(s.first?.tbl == "inet f" && s.first?.chain == "input" && s.first?.name == "udp dport 6003 counter drop" && s.first?.value == 3)
-        #expect(s.last?.tbl == "bridge b" && s.last?.value == 9)
+        #expect(s.count == 3)
+        #expect(s[0].tbl == "inet f" && s[0].chain == "input" && s[0].hook == "input" && s[0].name == "udp dport 6003 counter drop" && s[0].value == 3)
+        // a table a daemon owns has a comment after its brace
+        #expect(s[1].tbl == "inet firewalld" && s[1].chain == "filter_INPUT" && s[1].hook == "input" && s[1].value == 2)
+        #expect(s[2].tbl == "bridge b" && s[2].hook == nil && s[2].value == 9)
         let l = CounterSamples.listeners("LISTEN 3      5      10.0.0.1:8080      0.0.0.0:*\nLISTEN 0 4096 [::]:22 [::]:*\nLISTEN 0 128 127.0.0.53%lo:53 0.0.0.0:*\n")
         #expect(l.map { "\($0.address) \($0.port) \($0.queued ?? -1) \($0.backlog ?? -1)" } == ["10.0.0.1 8080 3 5", ":: 22 0 4096", "127.0.0.53 53 0 128"])
+    }
+
+    /// The ruleset of a bundle saved with `iptables-save -c` reads as without the counters.
+    @Test func rulesetLinesWithoutTheirCounters() throws {
+        let a = try Fixture(name: "faults/iptables-forward-drop").open()
+        let rows = try a.reader.read {
+            try Row.fetchAll($0, sql: """
+                SELECT chain, line, verdict FROM ruleset_line r JOIN bundle_netns n ON n.inode = r.netns
+                WHERE n.name = 'sf-r' AND r.source = 'iptables-save' AND r.line LIKE '-A %'
+                """)
+        }
+        #expect(rows.map { "\($0["chain"] as String) \($0["line"] as String) \($0["verdict"] as String)" } == ["FORWARD -A FORWARD -p icmp -j DROP DROP"])
     }
 
     /// counter_delta against the kernel's own counts taken by the scenarios.

@@ -185,6 +185,60 @@ struct DiagTests {
         #expect(answered == Int(try #require(expect["router_out_dest_unreachs"])))
     }
 
+    /// A copy of fixture `name` whose snapshot rows `edits` (SQL on the bundle) changed: an edited copy
+    /// gets its own analysis (the cache key covers the metadata).
+    static func edited(_ name: String, in dir: String, _ edits: String) throws -> AnalysisDatabase {
+        let path = (dir as NSString).appendingPathComponent("\(name.replacingOccurrences(of: "/", with: "-"))-edited.skbt")
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.copyItem(atPath: Fixture(name: name).path, toPath: path)
+        let q = try DatabaseQueue(path: path)
+        try q.write { try $0.execute(sql: edits) }
+        try q.close()
+        return try AnalysisDatabase(bundlePath: path, cache: .none, progress: nil)
+    }
+
+    /// An unrelated rule whose counter rose (ssh traffic dropped in the same chain) is not named as the
+    /// cause: only a rule that could match the packet is, and the brackets' hook stays.
+    @Test func anUnrelatedCountingRuleIsNotTheCause() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try Self.edited("faults/nft-drop", in: dir, """
+            UPDATE snapshot SET content = replace(content, 'udp dport 6003 counter packets 0 bytes 0 drop',
+                'udp dport 6003 counter packets 0 bytes 0 drop' || char(10) || 'tcp dport 22 counter packets 0 bytes 0 drop')
+            WHERE source = 'nft' AND phase = 'start';
+            UPDATE snapshot SET content = replace(content, 'udp dport 6003 counter packets 3 bytes 93 drop',
+                'udp dport 6003 counter packets 3 bytes 93 drop' || char(10) || 'tcp dport 22 counter packets 50 bytes 3000 drop')
+            WHERE source = 'nft' AND phase = 'end';
+            """)
+        _ = try a.diagnose()
+        let hits = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM counter_delta WHERE name = 'tcp dport 22 counter drop' AND delta = 50") }
+        #expect(hits == 1, "the edit did not take")
+        let rows = try a.reader.read { try Row.fetchAll($0, sql: "SELECT message, advice, confidence FROM finding WHERE code = 'netfilter-drop'") }
+        #expect(rows.count == 3)
+        for r in rows {
+            #expect((r["message"] as String).contains("the rule \"udp dport 6003 counter drop\" matched 3 packets"))
+            #expect(!(r["message"] as String).contains("dport 22") && !(r["advice"] as String).contains("dport 22"))
+            #expect(r["confidence"] as String == "certain")
+        }
+    }
+
+    /// A DNATed connection that was accepted is no listen overflow, even where TcpExtListenOverflows rose
+    /// in its namespace: its SYN-ACK is found by the addresses the SYN had after NAT.
+    @Test func aDNATedConnectionIsNoListenOverflow() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try Self.edited("nat-router", in: dir, """
+            INSERT INTO snapshot (netns, phase, source, content) VALUES
+              ((SELECT inode FROM netns WHERE name = 'st-ns'), 'start', 'proc-net-snmp', 'TcpExt: ListenOverflows' || char(10) || 'TcpExt: 0'),
+              ((SELECT inode FROM netns WHERE name = 'st-ns'), 'end', 'proc-net-snmp', 'TcpExt: ListenOverflows' || char(10) || 'TcpExt: 1');
+            """)
+        _ = try a.diagnose()
+        let overflows = try a.reader.read { try Int.fetchOne($0, sql: "SELECT delta FROM counter_delta WHERE name = 'TcpExtListenOverflows'") }
+        #expect(overflows == 1, "the edit did not take")
+        let found = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE code = 'listen-overflow'") }
+        #expect(found == 0)
+    }
+
     /// The listen-overflow findings cite the kernel's counter, whose delta equals what the scenario read.
     @Test func listenOverflowCitesTheCounter() throws {
         let (a, _, expect) = try Self.open("faults/listen-overflow")

@@ -73,6 +73,10 @@ import Testing
               lastProbe: NetfilterBrackets.probeID(0), deliveredNetns: 7, bracketIndex: 4, netns: 9, newLife: true),
         .init(name: "a later INPUT bracket of the namespace that delivered it", probe: 0, hook: .localIn,
               lastProbe: NetfilterBrackets.probeID(0), deliveredNetns: 7, bracketIndex: 4, netns: 7, newLife: false),
+        .init(name: "local output after INPUT: a new skb (closed-port's UDP datagram after the RST)", probe: 0, hook: .localOut,
+              lastProbe: NetfilterBrackets.probeID(0), deliveredNetns: 7, bracketIndex: 0, netns: 7, newLife: true),
+        .init(name: "IPsec transport mode: prerouting after INPUT, the decrypted skb re-injected", probe: 0, hook: .preRouting,
+              lastProbe: NetfilterBrackets.probeID(4), deliveredNetns: 7, bracketIndex: 0, netns: 7, newLife: false),
         .init(name: "an INPUT bracket of another namespace after local delivery", probe: 0, hook: .localIn,
               lastProbe: NetfilterBrackets.probeID(4), deliveredNetns: 7, bracketIndex: 0, netns: 9, newLife: true),
         // a UDP flood recorded with four tracepoints: a datagram received on lo in one namespace, and

@@ -44,10 +44,10 @@ CREATE TABLE bundle_lost (cpu INTEGER PRIMARY KEY, events INTEGER);
 -- Ip6InNoRoutes); 'iptables', 'ip6tables': a rule (`name` its text without counters, as
 -- iptables-save prints it) or a chain policy ('policy DROP') of table `tbl` and chain `chain`; 'nft': a
 -- rule with a counter statement (`name` the rule without it) of table `tbl` ('inet filter') and chain
--- `chain`. `seq` tells identical rules of one chain apart (1, 2, ...). `value` is the counter (packets for
+-- `chain`, `hook` the hook of its base chain ('input'). `seq` tells identical rules of one chain apart (1, 2, ...). `value` is the counter (packets for
 -- rules), `bytes` the bytes of a rule.
 CREATE TABLE counter_sample (
-    netns INTEGER NOT NULL, phase TEXT NOT NULL, kind TEXT NOT NULL, tbl TEXT, chain TEXT, seq INTEGER,
+    netns INTEGER NOT NULL, phase TEXT NOT NULL, kind TEXT NOT NULL, tbl TEXT, chain TEXT, hook TEXT, seq INTEGER,
     name TEXT NOT NULL, value INTEGER NOT NULL, bytes INTEGER
 );
 -- TCP listening sockets in the start and end snapshots (`ss -ltn`): `queued` connections waiting in the

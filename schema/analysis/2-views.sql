@@ -98,7 +98,7 @@ SELECT cpu, events FROM bundle_lost;
 -- 'ip6tables' (tbl, chain, name: the rule as iptables-save prints it, or 'policy DROP'), 'nft' (tbl
 -- 'inet filter', chain, name: the rule with a counter). `delta` is packets for rules.
 CREATE VIEW counter_delta AS
-SELECT s.netns, n.name AS netns_name, s.kind, s.tbl, s.chain, s.seq, s.name,
+SELECT s.netns, n.name AS netns_name, s.kind, s.tbl, s.chain, s.hook, s.seq, s.name,
        s.value AS start_value, e.value AS end_value, e.value - s.value AS delta, e.bytes - s.bytes AS bytes_delta
 FROM counter_sample s
 JOIN counter_sample e ON e.phase = 'end' AND e.netns = s.netns AND e.kind = s.kind AND e.name = s.name

@@ -2,3 +2,4 @@
 CREATE INDEX nat_event ON nat (event_id);
 CREATE INDEX clone_parent ON clone_edge (parent_id);
 CREATE INDEX tcp_pkt_flow ON tcp_pkt (sport, dport, saddr, daddr);
+CREATE INDEX counter_sample_name ON counter_sample (netns, kind, name, phase);

@@ -24,11 +24,13 @@ WITH RECURSIVE split(netns, source, n, line, rest, tbl, chain, hook) AS (
            CASE
                WHEN source != 'nft' AND substr(rest, 1, 1) = '*' THEN trim(substr(rest, 2, instr(rest, char(10)) - 2))
                WHEN source = 'nft' AND trim(substr(rest, 1, instr(rest, char(10)) - 1)) LIKE 'table %'
-                   THEN trim(substr(trim(substr(rest, 1, instr(rest, char(10)) - 1)), 7), ' {')
+                   THEN trim(substr(trim(substr(rest, 1, instr(rest, char(10)) - 1)), 7,
+                                    instr(trim(substr(rest, 1, instr(rest, char(10)) - 1)) || ' {', ' {') - 7), ' {')
                ELSE tbl END,
            CASE
                WHEN source = 'nft' AND trim(substr(rest, 1, instr(rest, char(10)) - 1)) LIKE 'chain %'
-                   THEN trim(substr(trim(substr(rest, 1, instr(rest, char(10)) - 1)), 7), ' {')
+                   THEN trim(substr(trim(substr(rest, 1, instr(rest, char(10)) - 1)), 7,
+                                    instr(trim(substr(rest, 1, instr(rest, char(10)) - 1)) || ' {', ' {') - 7), ' {')
                ELSE chain END,
            CASE
                WHEN source = 'nft' AND trim(substr(rest, 1, instr(rest, char(10)) - 1)) LIKE 'chain %' THEN NULL
@@ -40,6 +42,12 @@ WITH RECURSIVE split(netns, source, n, line, rest, tbl, chain, hook) AS (
                ELSE hook END
     FROM split
     WHERE rest != ''
+),
+-- iptables-save -c leads each rule with its counters, "[packets:bytes] -A ...": the rule is the rest
+stripped AS (
+    SELECT netns, source, n, tbl, chain, hook,
+           CASE WHEN source != 'nft' AND line LIKE '[%:%] %' THEN substr(line, instr(line, '] ') + 2) ELSE line END AS line
+    FROM split
 ),
 lines AS (
     SELECT netns, source, n AS line_no, line, tbl,
@@ -61,7 +69,7 @@ lines AS (
                WHEN source = 'nft' AND (line LIKE '% reject' OR line LIKE '% reject %' OR line = 'reject') THEN 'REJECT'
                WHEN source = 'nft' AND (line LIKE '% accept' OR line = 'accept') THEN 'ACCEPT'
            END AS verdict
-    FROM split
+    FROM stripped
     WHERE line IS NOT NULL AND line != '' AND line NOT LIKE '#%' AND line != 'COMMIT' AND line != '}'
       AND line NOT LIKE '*%' AND line NOT LIKE 'table %' AND line NOT LIKE 'chain %'
 )
@@ -126,8 +134,7 @@ SELECT d.netns, d.netns_name, d.kind AS source, d.tbl, d.chain, d.seq, d.name AS
             WHEN d.tbl LIKE 'ip6 %' THEN 'ipv6' WHEN d.tbl LIKE 'ip %' THEN 'ipv4'
             ELSE substr(d.tbl, 1, instr(d.tbl || ' ', ' ') - 1) END AS family,
        CASE WHEN d.kind != 'nft' THEN CASE WHEN d.chain IN ('PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING') THEN d.chain END
-            ELSE (SELECT upper(r.hook) FROM ruleset_line r WHERE r.netns = d.netns AND r.source = 'nft' AND r.tbl = d.tbl
-                  AND r.chain = d.chain AND r.hook IS NOT NULL LIMIT 1) END AS hook,
+            ELSE upper(d.hook) END AS hook,
        CASE WHEN d.name LIKE 'policy DROP' THEN 'policy DROP'
             WHEN d.kind != 'nft' AND d.name LIKE '% -j DROP%' THEN 'DROP'
             WHEN d.kind != 'nft' AND d.name LIKE '% -j REJECT%' THEN 'REJECT'
@@ -142,15 +149,27 @@ WHERE d.kind IN ('iptables', 'ip6tables', 'nft') AND d.delta > 0
            AND EXISTS (SELECT 1 FROM counter_sample c WHERE c.netns = d.netns AND c.kind IN ('iptables', 'ip6tables')));
 
 -- For each NETFILTER_DROP packet, the dropping rules of its namespace whose counters rose during the
--- recording and that agree with the hook the brackets name (any family and hook when the drop came
--- after the hook's last bracket, where other families' hooks, such as the bridge's, run).
+-- recording, that agree with the hook the brackets name (any family and hook when the drop came after
+-- the hook's last bracket, where other families' hooks, such as the bridge's, run) and whose protocol
+-- and /32 addresses do not exclude the packet (as in netfilter_drop_candidate).
 CREATE VIEW netfilter_drop_hit AS
 SELECT p.id AS packet_id, h.*
 FROM packet p
 JOIN netfilter_rule_hit h ON h.netns = p.netns
 WHERE p.fate = 'dropped' AND p.drop_reason = 'NETFILTER_DROP' AND h.verdict IS NOT NULL
   AND (p.nf_family IS NULL OR p.nf_table LIKE 'after %' OR h.family IN (p.nf_family, 'inet'))
-  AND (p.nf_hook IS NULL OR p.nf_table LIKE 'after %' OR h.hook IS NULL OR h.hook = p.nf_hook);
+  AND (p.nf_hook IS NULL OR p.nf_table LIKE 'after %' OR h.hook IS NULL OR h.hook = p.nf_hook)
+  AND (h.source = 'nft' OR h.line NOT LIKE '% -p %'
+       OR h.line LIKE '% -p ' || lower(p.proto) || ' %' OR h.line LIKE '% -p ' || lower(p.proto)
+       OR (p.proto = 'ICMPv6' AND (h.line LIKE '% -p ipv6-icmp%' OR h.line LIKE '% -p icmpv6%')))
+  AND (h.source != 'nft' OR (
+       (p.proto = 'TCP' OR h.line NOT LIKE '%tcp %') AND (p.proto = 'UDP' OR h.line NOT LIKE '%udp %')
+       AND (p.proto IN ('ICMP', 'ICMPv6') OR h.line NOT LIKE '%icmp%')))
+  AND (h.line NOT LIKE '% -s %/32 %' OR h.line LIKE '% -s ' || p.saddr || '/32 %')
+  AND (h.line NOT LIKE '% -d %/32 %' OR h.line LIKE '% -d ' || p.daddr || '/32 %')
+  -- a single destination port (iptables --dport N, nft dport N); ranges and sets are not excluded
+  AND (h.line NOT LIKE '%dport %' OR p.dport IS NULL OR h.line LIKE '%dport ' || p.dport || ' %' OR h.line LIKE '%dport ' || p.dport
+       OR h.line LIKE '%dport %:%' OR h.line LIKE '%dport {%' OR h.line LIKE '%dport %-%' OR h.line LIKE '%dports %');
 
 -- The namespaces whose netfilter hooks were bracketed during the recording; bundles of recorders that
 -- did not say (no netns in their probe rows) count every namespace as bracketed.

@@ -14,14 +14,16 @@ enum CounterSamples {
         var chain: String?
         var seq: Int?
         var name: String
+        /// nft: the hook of the rule's base chain ('input'); nil for a regular chain.
+        var hook: String? = nil
         var value: Int64
         var bytes: Int64?
     }
 
     static func write(_ db: Database) throws {
         let insert = try db.makeStatement(sql: """
-            INSERT INTO counter_sample (netns, phase, kind, tbl, chain, seq, name, value, bytes)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO counter_sample (netns, phase, kind, tbl, chain, hook, seq, name, value, bytes)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let listen = try db.makeStatement(sql: """
             INSERT INTO listener (netns, phase, address, port, queued, backlog) VALUES (?, ?, ?, ?, ?, ?)
@@ -47,7 +49,7 @@ enum CounterSamples {
             default: samples = iptables(content, kind: source == "ip6tables-save" ? "ip6tables" : "iptables")
             }
             for s in samples {
-                try insert.execute(arguments: [netns, phase, s.kind, s.tbl, s.chain, s.seq, s.name, s.value, s.bytes])
+                try insert.execute(arguments: [netns, phase, s.kind, s.tbl, s.chain, s.hook, s.seq, s.name, s.value, s.bytes])
             }
         }
     }
@@ -120,16 +122,27 @@ enum CounterSamples {
         var samples: [Sample] = []
         var table: String?
         var chain: String?
+        var hook: String?
         var seen: [String: Int] = [:]
+        /// "inet filter" of "table inet filter {" or of "table inet firewalld { # progname firewalld"
+        func name(_ rest: Substring) -> String {
+            let upTo = rest.range(of: " {").map { rest[..<$0.lowerBound] } ?? rest
+            return upTo.trimmingCharacters(in: CharacterSet(charactersIn: " {"))
+        }
         for raw in text.split(separator: "\n") {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.hasPrefix("table ") {
-                table = line.dropFirst(6).trimmingCharacters(in: CharacterSet(charactersIn: " {"))
+                table = name(line.dropFirst(6))
                 chain = nil
                 continue
             }
             if line.hasPrefix("chain ") {
-                chain = line.dropFirst(6).trimmingCharacters(in: CharacterSet(charactersIn: " {"))
+                chain = name(line.dropFirst(6))
+                hook = nil
+                continue
+            }
+            if line.hasPrefix("type "), let h = line.range(of: " hook ") {
+                hook = line[h.upperBound...].split(separator: " ").first.map(String.init)
                 continue
             }
             guard let table, let chain, let range = line.range(of: "counter packets ") else { continue }
@@ -139,7 +152,7 @@ enum CounterSamples {
             let rule = (line[..<range.lowerBound] + "counter" + rest).trimmingCharacters(in: .whitespaces)
             let key = "\(table)\u{0}\(chain)\u{0}\(rule)"
             seen[key, default: 0] += 1
-            samples.append(Sample(kind: "nft", tbl: table, chain: chain, seq: seen[key], name: rule, value: p, bytes: b))
+            samples.append(Sample(kind: "nft", tbl: table, chain: chain, seq: seen[key], name: rule, hook: hook, value: p, bytes: b))
         }
         return samples
     }

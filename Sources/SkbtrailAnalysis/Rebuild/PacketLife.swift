@@ -73,9 +73,9 @@ enum PacketLives {
     /// queue or XDP (a veth or loopback crossing follows a transmit), or local output after anything but
     /// a device step (a tunnel sends its outer packet from the inner one's transmit).
     ///
-    /// A packet delivered locally (it passed an INPUT hook) goes no further but to a socket: a netfilter
-    /// hook other than INPUT, or an INPUT of another namespace, is a new sk_buff at its address, seen
-    /// first at that hook (a filtered recording starts a reply where NAT gave it a matching address).
+    /// A packet delivered locally (it passed an INPUT hook) leaves its namespace only through a device:
+    /// a netfilter hook of another namespace is a new sk_buff at its address, seen first at that hook
+    /// (a filtered recording starts a reply where NAT gave it a matching address).
     ///
     /// A packet received in one namespace reaches another's device queue only through a transmit and a
     /// receive there: a queue step in another namespace right after a receive is a new sk_buff.
@@ -85,8 +85,10 @@ enum PacketLives {
         if role == .queue && ProbeTable.role(lastProbe) == .receive && lastNetns != 0 && e.netns != 0 && e.netns != lastNetns {
             return true
         }
-        if deliveredNetns != 0 && role == .netfilter
-            && (e.args.nf.hook != KernelNames.Hook.localIn.rawValue || (e.netns != 0 && e.netns != deliveredNetns)) {
+        // (in the same namespace it may go on: IPsec transport mode re-injects the decrypted skb at
+        // PREROUTING. IPVS sends the one it took at INPUT through OUTPUT: that is taken for a new skb, as
+        // a reply after TCP's untraced free is, which is far more common)
+        if deliveredNetns != 0 && role == .netfilter && e.netns != 0 && e.netns != deliveredNetns {
             return true
         }
         let firstBracket = role == .netfilter && e.args.nf.bracket == 0
