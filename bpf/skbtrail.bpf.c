@@ -165,7 +165,7 @@ static __always_inline void count_lost(void)
 	__u32 zero = 0;
 	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
 	if (n)
-		__sync_fetch_and_add(n, 1);
+		atomic_add(n, 1);
 }
 
 /*
@@ -185,7 +185,7 @@ static __always_inline __u32 nest_enter(void)
 		count_lost();
 		return 0;
 	}
-	__sync_fetch_and_add(depth, 1);
+	atomic_add(depth, 1);
 	return cpu + 1;
 }
 
@@ -198,9 +198,9 @@ static __always_inline __u32 nest_enter(void)
 static __always_inline void nest_leave(__u32 cpu_plus_one)
 {
 	__u32 zero = 0;
-	__u32 *depth = bpf_map_lookup_percpu_elem(&nest_map, &zero, cpu_plus_one - 1);
+	__u32 *depth = lookup_cpu_elem(&nest_map, &zero, cpu_plus_one - 1);
 	if (depth && *depth > 0)
-		__sync_fetch_and_add(depth, -1);
+		atomic_add(depth, -1);
 }
 
 static __always_inline __u32 dev_netns(const bool btf, const struct net_device *dev)
@@ -651,7 +651,7 @@ static __always_inline int h_kfree_skb(__u64 *ctx, const bool btf)
 	if (!s)
 		return 0;
 	s->ev.args.free.location = ctx[1];
-	s->ev.args.free.reason = (__u32)ctx[2];
+	s->ev.args.free.reason = kfree_skb_reason(ctx);
 	__u32 zero = 0;
 	struct nf_last *last = bpf_map_lookup_elem(&nf_last_map, &zero);
 	if (last && last->skb == (__u64)skb) {
@@ -789,7 +789,7 @@ ST_TRACEPOINT(sock_rcvqueue_full, h_sock_rcvqueue_full)
 static __always_inline int h_udp_fail_queue_rcv_skb(__u64 *ctx, const bool btf)
 {
 	struct scratch *s = sock_event(btf, ST_P_UDP_FAIL_QUEUE_RCV_SKB, ARG(1, const struct sock *),
-				       ARG(2, const struct sk_buff *), false);
+				       udp_fail_queue_rcv_skb_skb(ctx), false);
 	if (!s)
 		return 0;
 	s->ev.args.sock.reason = (__u32)ctx[0];

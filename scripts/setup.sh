@@ -4,7 +4,9 @@
 set -euo pipefail
 
 PACKAGES=(libbpf-dev libelf-dev libsqlite3-dev libzstd-dev pkg-config bpftool iptables nftables iproute2
-          iputils-ping tcpdump netcat-openbsd procps python3 sqlite3 zstd)
+          iputils-ping tcpdump netcat-openbsd procps python3 sqlite3 zstd
+          # the kernel matrix (scripts/kernels.sh): QEMU, the guest's busybox, modprobe for its modules
+          qemu-system-x86 busybox-static kmod xz-utils)
 
 [[ $(id -u) == 0 ]] || { echo "setup.sh: run as root (apt-get, mount)" >&2; exit 1; }
 

@@ -10,11 +10,20 @@
 #include <stdio.h>
 #include <stdarg.h>
 extern void skbtrail_log_line(int level, const char *line);
+#include <stdlib.h>
 static int skbtrail_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	char buf[1024];
-	vsnprintf(buf, sizeof(buf), fmt, args);
-	skbtrail_log_line((int)level, buf);
+	/* whole: a verifier log is one message of up to megabytes, and its reason is at its end */
+	va_list copy;
+	va_copy(copy, args);
+	int n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
+	char *line = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	if (!line)
+		return 0;
+	vsnprintf(line, (size_t)n + 1, fmt, args);
+	skbtrail_log_line((int)level, line);
+	free(line);
 	return 0;
 }
 static inline void skbtrail_capture_libbpf_log(void)

@@ -79,6 +79,10 @@ final class BPFSession {
                                              attached: false, error: "tracepoint not in this kernel (simulated by --pretend-missing)"))
             } else if skbtrail_btf_has_type(vmlinux, "btf_trace_\(tp.name)") != 0 {
                 chosen = "tp_btf"
+            } else if !Self.tracepointMayExist(tp.name) {
+                chosen = nil
+                notAttempted.append(ProbeRow(probe: Int(tp.id), name: tp.name, tier: 1, kind: "raw_tp", target: tp.name,
+                                             attached: false, error: Self.missingTracepoint(tp.name)))
             } else {
                 chosen = "raw_tp"
             }
@@ -104,7 +108,7 @@ final class BPFSession {
         if netfilterWanted && nfTypes == nil {
             notAttempted.append(ProbeRow(probe: NetfilterBrackets.probeID(0), name: "netfilter", tier: 2, kind: "netfilter",
                                          target: "all hooks", attached: false,
-                                         error: "this kernel has no netfilter BPF links (BPF_PROG_TYPE_NETFILTER needs Linux 6.4+); drops in netfilter are attributed from kfree_skb alone"))
+                                         error: "\(Self.noNetfilterLinks) (BPF_PROG_TYPE_NETFILTER): drops in netfilter are attributed from kfree_skb alone"))
         }
 
         // Load; a program the verifier rejects is disabled and the object is opened again without it
@@ -115,7 +119,7 @@ final class BPFSession {
                 throw RecorderError("the kernel refused to load skbtrail's BPF programs: \(libbpfLog.suffix(4).joined(separator: " | "))")
             }
             var more = rejected
-            more[bad] = libbpfLog.filter { !$0.isEmpty }.suffix(2).joined(separator: " | ")
+            more[bad] = Self.verifierReason(libbpfLog)
             throw RetryLoad(rejected: more)
         }
         probes = notAttempted
@@ -167,14 +171,39 @@ final class BPFSession {
         return object
     }
 
+    /// What `--check` says of one program.
+    enum Verdict: Equatable {
+        case passed
+        /// The verifier (or libbpf before it) refused it: the reason, from the end of the verifier's log.
+        case rejected(String)
+        /// Not attempted: this kernel cannot have it (a tracepoint it lacks, netfilter links before 6.4).
+        case notForThisKernel(String)
+    }
+
     /// Loads every program of the object, both tracepoint flavours and the netfilter programs, through
-    /// the verifier without attaching anything. Returns each program and the verifier's verdict.
-    static func verifyAll(config: st_config) throws -> [(program: String, error: String?)] {
+    /// the verifier without attaching anything, except those this kernel cannot have (said why).
+    /// Returns each program and its verdict.
+    static func verifyAll(config: st_config) throws -> [(program: String, verdict: Verdict)] {
         guard let bytes = Data(base64Encoded: EmbeddedBPF.base64) else {
             throw RecorderError("the embedded BPF object is damaged; rebuild skbtrail-record")
         }
         skbtrail_capture_libbpf_log()
-        let nf = btf__load_vmlinux_btf().map { btf in defer { btf__free(btf) }; return netfilterTypes(btf) } ?? nil
+        guard let vmlinux = btf__load_vmlinux_btf() else {
+            throw RecorderError("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): skbtrail-record needs a kernel built with CONFIG_DEBUG_INFO_BTF")
+        }
+        let nf = netfilterTypes(vmlinux)
+        // Per program: why this kernel cannot have it
+        var unavailable: [String: String] = [:]
+        for tp in tracepointProbes {
+            if skbtrail_btf_has_type(vmlinux, "btf_trace_\(tp.name)") != 0 { continue }
+            if tracepointMayExist(tp.name) {
+                unavailable["btf_\(tp.name)"] = "the kernel's BTF has no btf_trace_\(tp.name): raw_\(tp.name) is used instead"
+            } else {
+                unavailable["btf_\(tp.name)"] = missingTracepoint(tp.name)
+                unavailable["raw_\(tp.name)"] = missingTracepoint(tp.name)
+            }
+        }
+        btf__free(vmlinux)
         var rejected: [String: String] = [:]
         while true {
             let object = try openObject([UInt8](bytes), config: config, ringBytes: 1 << 20)
@@ -190,20 +219,59 @@ final class BPFSession {
                         bpf_program__set_type(prog, bpf_prog_type(rawValue: nf.prog))
                         bpf_program__set_expected_attach_type(prog, bpf_attach_type(rawValue: nf.attach))
                     } else {
-                        rejected[name] = "this kernel has no BPF_PROG_TYPE_NETFILTER"
+                        unavailable[name] = noNetfilterLinks
                     }
                 }
-                bpf_program__set_autoload(prog, rejected[name] == nil)
+                bpf_program__set_autoload(prog, rejected[name] == nil && unavailable[name] == nil)
             }
             libbpfLog.removeAll()
             if bpf_object__load(object) == 0 {
-                return names.map { ($0, rejected[$0]) }
+                return names.map { name in
+                    if let why = unavailable[name] { return (name, .notForThisKernel(why)) }
+                    if let why = rejected[name] { return (name, .rejected(why)) }
+                    return (name, .passed)
+                }
             }
             guard let bad = failedProgram(libbpfLog), rejected[bad] == nil else {
                 throw RecorderError("the kernel refused the BPF object: \(libbpfLog.suffix(4).joined(separator: " | "))")
             }
-            rejected[bad] = libbpfLog.filter { !$0.isEmpty }.suffix(3).joined(separator: " | ")
+            rejected[bad] = verifierReason(libbpfLog)
         }
+    }
+
+    /// Why the netfilter brackets are not attempted on a kernel without BPF_PROG_TYPE_NETFILTER.
+    static let noNetfilterLinks = "needs BPF netfilter links, kernel 6.4+"
+
+    static func missingTracepoint(_ name: String) -> String { "tracepoint \(name) is not in this kernel" }
+
+    /// Whether tracefs lists the tracepoint `name` under some group (a module's tracepoints have no
+    /// vmlinux BTF). True when tracefs cannot be read: then the attach says.
+    static func tracepointMayExist(_ name: String) -> Bool {
+        for root in ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"] {
+            guard let groups = try? FileManager.default.contentsOfDirectory(atPath: root), !groups.isEmpty else { continue }
+            return groups.contains { FileManager.default.fileExists(atPath: "\(root)/\($0)/\(name)") }
+        }
+        return true
+    }
+
+    /// The verifier's reason for a refused program, from libbpf's messages of the failed load: the last
+    /// lines of the verifier's log (its verdict; the first lines are the program's instructions) and
+    /// libbpf's error number; libbpf's last messages when there is no log (a BTF or relocation failure).
+    static func verifierReason(_ log: [String]) -> String {
+        let messages = log.filter { !$0.isEmpty }
+        guard let logEntry = messages.last(where: { $0.contains("-- BEGIN PROG LOAD LOG --") }) else {
+            return messages.suffix(2).joined(separator: " | ")
+        }
+        let lines = logEntry.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let body = lines.drop { !$0.contains("-- BEGIN PROG LOAD LOG --") }.dropFirst()
+            .prefix { !$0.hasPrefix("-- END PROG LOAD LOG --") }
+            .filter { !$0.isEmpty && !$0.hasPrefix("processed ") && !$0.hasPrefix("verification time") && !$0.hasPrefix("stack depth") }
+        var reason = body.suffix(2).joined(separator: " | ")
+        if let failed = messages.last(where: { $0.contains("failed to load: ") }),
+           let range = failed.range(of: "failed to load: ") {
+            reason += " (\(failed[range.upperBound...]))"
+        }
+        return reason
     }
 
     static func failedProgram(_ log: [String]) -> String? {

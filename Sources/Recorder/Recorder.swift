@@ -191,19 +191,22 @@ struct Recorder {
         }
     }
 
-    /// --check: load every program through the verifier and print each verdict.
+    /// --check: load every program through the verifier and print each verdict. Programs this kernel
+    /// cannot have are listed as skipped, with why, and do not fail the check.
     func check(config: st_config) throws {
         let results = try BPFSession.verifyAll(config: config)
-        var bad = 0
-        for (program, error) in results {
-            if let error {
-                bad += 1
-                print("REJECTED \(program): \(error)")
-            } else {
-                print("ok       \(program)")
+        var bad = 0, skipped = 0
+        for (program, verdict) in results {
+            switch verdict {
+            case .passed: print("ok       \(program)")
+            case .rejected(let why): bad += 1; print("REJECTED \(program): \(why)")
+            case .notForThisKernel(let why): skipped += 1; print("SKIPPED  \(program): \(why)")
             }
         }
-        print("\(results.count - bad) of \(results.count) BPF programs passed the verifier")
+        let tried = results.count - skipped
+        var summary = "\(tried - bad) of \(tried) BPF programs passed the verifier"
+        if skipped > 0 { summary += "; \(skipped) not for this kernel (SKIPPED)" }
+        print(summary)
         if bad > 0 { throw RecorderError("\(bad) BPF programs were rejected by this kernel's verifier") }
     }
 

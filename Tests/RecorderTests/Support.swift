@@ -40,6 +40,22 @@ enum Machine {
     static var skipComment: Comment { Comment(rawValue: "needs root, BTF and the network tools; skipped here: \(skipReason ?? "")") }
 }
 
+/// What the running kernel has, by its BTF's names, for the tests whose subject needs it: each says
+/// the missing feature in one sentence when it skips.
+enum KernelFeatures {
+    private static let btf = (try? Data(contentsOf: URL(fileURLWithPath: "/sys/kernel/btf/vmlinux"))) ?? Data()
+
+    /// Whether the BTF's string table has `name` (a whole string: NUL on both sides).
+    static func has(_ name: String) -> Bool { btf.range(of: Data([0] + Array(name.utf8) + [0])) != nil }
+
+    /// BPF netfilter links, Linux 6.4+: the brackets that name a netfilter drop's hook.
+    static let netfilterLinks = has("BPF_PROG_TYPE_NETFILTER")
+    static let noNetfilterLinks: Comment = "needs BPF netfilter links (BPF_PROG_TYPE_NETFILTER), kernel 6.4+: this kernel has none"
+
+    /// kfree_skb's drop reason, Linux 5.17+.
+    static let dropReasons = has("SKB_DROP_REASON_NETFILTER_DROP")
+}
+
 /// The package root, from this file's path (Tests/RecorderTests/Support.swift).
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()

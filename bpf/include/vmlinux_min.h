@@ -46,6 +46,11 @@ enum {
 	BPF_ANY = 0,
 };
 
+/* Helper ids, for bpf_core_enum_value_exists(): which helpers the running kernel has. */
+enum bpf_func_id {
+	BPF_FUNC_map_lookup_percpu_elem = 195,
+};
+
 #pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
 
 struct ns_common {
