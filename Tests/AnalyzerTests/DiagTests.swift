@@ -157,6 +157,11 @@ struct DiagTests {
         }
         let nfHooks = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM packet WHERE drop_reason = 'NETFILTER_DROP' AND nf_hook IS NOT NULL") }
         #expect(nfHooks == 0)
+        // nor does the drop's step in paths
+        let text = try a.pathsReport(filter: PacketFilter(), options: PathsOptions())
+        let drops = text.split(separator: "\n").filter { $0.contains("kfree_skb") && $0.contains("NETFILTER_DROP") }
+        #expect(!drops.isEmpty)
+        #expect(drops.allSatisfy { !$0.contains("POSTROUTING") }, "\(drops)")
     }
 
     /// A SYN DNATed to a closed port is named with the address and port it had where it was refused, and

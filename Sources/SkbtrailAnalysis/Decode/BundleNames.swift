@@ -14,6 +14,13 @@ struct BundleNames {
     var symbol: [Int64: String] = [:]
     /// netns << 32 | ifindex.
     var ifname: [Int64: String] = [:]
+    /// The namespaces whose netfilter hooks were bracketed; empty where the bundle does not say (older
+    /// recorders), and then every namespace counts as bracketed.
+    var bracketedNetns: Set<UInt32> = []
+
+    /// Whether a free in `netns` may be attributed to the netfilter bracket its skb carries: only where
+    /// that namespace's hooks were bracketed (an skb brings its last bracket across a veth).
+    func bracketed(_ netns: UInt32) -> Bool { bracketedNetns.isEmpty || netns == 0 || bracketedNetns.contains(netns) }
 
     init() {}
 
@@ -35,8 +42,11 @@ struct BundleNames {
         func int(_ s: OpaquePointer, _ i: Int32) -> Int64? {
             sqlite3_column_type(s, i) == SQLITE_NULL ? nil : sqlite3_column_int64(s, i)
         }
-        try each("SELECT probe, name, family, hook FROM \(q)bundle_probe ORDER BY id") { s in
+        try each("SELECT probe, name, family, hook, netns, attached FROM \(q)bundle_probe ORDER BY id") { s in
             guard let p = int(s, 0).map(Int.init), let name = text(s, 1) else { return }
+            if ProbeTable.isNetfilterBracket(p), int(s, 5) == 1, let ns = int(s, 4), let n = UInt32(exactly: ns) {
+                bracketedNetns.insert(n)
+            }
             if ProbeTable.isNetfilterBracket(p), let f = int(s, 2), let h = int(s, 3) {
                 nfProbe[BundleNames.nfKey(probe: p, family: Int(f), hook: Int(h))] = name
             } else if probe[p] == nil {

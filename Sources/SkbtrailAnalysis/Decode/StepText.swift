@@ -38,7 +38,7 @@ enum StepText {
             }
             let reason = names.dropReasonName(a.reason)
             var s = "\(reason) at \(names.symbolText(a.location))"
-            if PacketFate.droppedInNetfilter(e, reasonName: names.dropReason[Int64(a.reason)] ?? "") {
+            if PacketFate.droppedInNetfilter(e, reasonName: names.dropReason[Int64(a.reason)] ?? ""), names.bracketed(e.netns) {
                 s += " (netfilter \(KernelNames.family(Int(a.nf_pf))) \(KernelNames.hook(Int(a.nf_hook))), \(KernelNames.tablePhrase(KernelNames.tableAfter(bracket: Int(a.nf_bracket)))))"
             }
             return s

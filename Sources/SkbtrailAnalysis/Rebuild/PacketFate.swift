@@ -91,7 +91,7 @@ enum PacketFate {
                     out.dropReasonName = name
                     out.dropLocation = free.args.free.location
                     out.dropSymbol = names.symbolText(free.args.free.location)
-                    if droppedInNetfilter(free, reasonName: name)
+                    if droppedInNetfilter(free, reasonName: name), names.bracketed(free.netns)
                         && bracketNetns(records, before: freeIndex).map({ free.netns == 0 || $0 == free.netns }) ?? true {
                         out.nfFamily = KernelNames.family(Int(free.args.free.nf_pf))
                         out.nfHook = KernelNames.hook(Int(free.args.free.nf_hook))
