@@ -15,7 +15,7 @@ RECORDER=${RECORDER:-$ROOT/.build/debug/skbtrail-record}
 P=${SF_PREFIX:-sf}
 SCENARIOS="iptables-forward-drop nft-drop rp-filter no-route forwarding-disabled ttl-expired mtu-too-big
 neighbour-failure tc-ingress-drop xdp-drop bad-checksum qdisc-loss conntrack-invalid rcvbuf-full listen-overflow tcp-reset healthy
-noisy-host bridge-nft-drop bridge-iptables-drop partial-netns nat-closed-port policy-prohibit"
+noisy-host ipv6-forwarding-noise bridge-nft-drop bridge-iptables-drop partial-netns nat-closed-port policy-prohibit"
 
 LAB_NAME=fault-scenarios.sh
 # shellcheck source=scripts/lab.sh
@@ -322,6 +322,17 @@ EOS
     record bash "$WORK/traffic.sh"
     expect pings 8
     expect h_in_no_routes6 "$(nsx "$H" awk '$1 == "Ip6InNoRoutes" { print $2 }' /proc/net/snmp6)"
+}
+
+# Two IPv6 routers (forwarding on) whose link comes up during the recording: their MLD reports to
+# ff02::16 and solicitations find no route on the receiving side (Ip6InNoRoutes): normal, not a fault.
+scenario_ipv6_forwarding_noise() {
+    netns "$A"; netns "$B"
+    ip link add "$P-a0" netns "$A" type veth peer name "$P-b0" netns "$B"
+    nsx "$A" sysctl -qw net.ipv6.conf.all.forwarding=1
+    nsx "$B" sysctl -qw net.ipv6.conf.all.forwarding=1
+    record bash -c "ip -n $A link set $P-a0 up; ip -n $B link set $P-b0 up; sleep 3; ip -n $A link set $P-a0 down; ip -n $A link set $P-a0 up; sleep 3"
+    expect in_no_routes6 "$(( $(nsx "$A" awk '$1 == "Ip6InNoRoutes" { print $2 }' /proc/net/snmp6) + $(nsx "$B" awk '$1 == "Ip6InNoRoutes" { print $2 }' /proc/net/snmp6) ))"
 }
 
 # nftables in the bridge family: the bridge's forward chain drops ICMP between its two ports.

@@ -87,7 +87,7 @@ struct DiagTests {
         #expect(codes == [code])
     }
 
-    @Test(arguments: ["faults/healthy", "afpacket", "nat-router", "faults/noisy-host"])
+    @Test(arguments: ["faults/healthy", "afpacket", "nat-router", "faults/noisy-host", "faults/ipv6-forwarding-noise"])
     func healthyHasNoError(_ fixture: String) throws {
         let (a, d, _) = try Self.open(fixture)
         let errors = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE level = 'ERROR'") }
@@ -251,6 +251,21 @@ struct DiagTests {
         let message = try #require(try a.reader.read { try String.fetchOne($0, sql: "SELECT message FROM finding WHERE code = 'listen-overflow'") })
         #expect(message.contains("TcpExtListenOverflows +\(n) in this namespace during the recording"))
         #expect(message.contains("listener 10.210.18.2:6018 backlog 0"))
+    }
+
+    /// IPv6 routers whose link comes up: their MLD reports to ff02::16 find no route on the receiving
+    /// side, as many as the kernel's Ip6InNoRoutes counted; link-local multicast is never routed, so
+    /// they are normal, not an ERROR with advice to add a route.
+    @Test func linkLocalMulticastWithoutRouteIsNormal() throws {
+        let (a, _, expect) = try Self.open("faults/ipv6-forwarding-noise")
+        let n = try a.reader.read {
+            try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE code = 'normal-free' AND level = 'INFO' AND message LIKE 'link-local multicast to ff02::%found no route%'")
+        }
+        let want = try #require(expect["in_no_routes6"])
+        #expect(n == Int(want))
+        #expect((n ?? 0) > 0, "the recording has no such drop")
+        let noRoute = try a.reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM finding WHERE code = 'no-route'") }
+        #expect(noRoute == 0)
     }
 
     /// A recording of a host's normal noise (bridge ports and veths coming up with IPv6, MLD, neighbour
