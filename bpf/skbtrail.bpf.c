@@ -104,7 +104,9 @@ struct nf_last {
 	__u8 pf;
 	__u8 hook;
 	__u8 bracket;
-	__u8 pad[5];
+	__u8 fn;       /* set by a netfilter function's DROP verdict (tier 3), not a bracket: its
+	                  enum st_fn_nf bits of hook and priority */
+	__u8 pad[4];
 };
 
 struct {
@@ -113,6 +115,33 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nf_last);
 } nf_last_map SEC(".maps");
+
+/* What a netfilter function (tier 3) was called with, read at its entry (kprobe) or exit (fexit). */
+struct fn_call {
+	__u64 a0, a1, a2; /* its first three arguments */
+	__u16 probe;
+	__u16 pad[3];
+};
+
+/*
+ * The netfilter functions running now, by skb, from their entry (fentry, kprobe) to their exit. A packet
+ * freed inside one is named by its free record: nft_do_chain frees what its rules drop since 6.7
+ * (NF_DROP_REASON) and returns NF_STOLEN, so its exit has nothing left to record.
+ */
+struct fn_running {
+	struct fn_call call;
+	__u8 freed;   /* kfree_skb saw the skb freed inside the function */
+	__u8 pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct fn_running);
+} fn_running SEC(".maps");
+
+static __always_inline void fn_freed_inside(const struct sk_buff *skb, struct st_event *ev);
 
 /*
  * The packet bytes each CPU last put into a record, by skb and a hash of the bytes. A record whose bytes
@@ -659,8 +688,13 @@ static __always_inline int h_kfree_skb(__u64 *ctx, const bool btf)
 		s->ev.args.free.nf_pf = last->pf;
 		s->ev.args.free.nf_hook = last->hook;
 		s->ev.args.free.nf_bracket = last->bracket;
+		if (last->fn) {
+			s->ev.flags |= ST_F_NF_FN;
+			s->ev.args.free.nf_fn = last->fn;
+		}
 		last->skb = 0;
 	}
+	fn_freed_inside(skb, &s->ev);
 	return finish(s);
 }
 ST_TRACEPOINT(kfree_skb, h_kfree_skb)
@@ -1007,6 +1041,7 @@ static __always_inline int nf_bracket(const bool btf, struct bpf_nf_ctx *ctx, __
 	last->pf = pf;
 	last->hook = hook;
 	last->bracket = bracket;
+	last->fn = 0;
 	/* one record where the packet enters a hook, and one wherever a table changed it */
 	if (same && !changed)
 		return NF_ACCEPT;
@@ -1054,3 +1089,281 @@ static __always_inline int nf_bracket(const bool btf, struct bpf_nf_ctx *ctx, __
 
 #define ST_NF_PROGRAM_ROW(i, prio, table) ST_NF_PROGRAM(i, prio)
 ST_NF_BRACKET_TABLE(ST_NF_PROGRAM_ROW)
+
+/* ---- tier 3: kernel functions (netfilter tables and chains, with their verdict) ---- */
+
+/*
+ * ipt_do_table's arguments moved in v5.16 ("netfilter: xtables: pass table pointer via nf_hook_ops"):
+ * (skb, state, table) before, (priv = table, skb, state) after. The recorder sets this before load.
+ */
+const volatile __u8 fn_ipt_table_first = 1;
+
+/* The bracket whose table range holds netfilter priority `prio`: the last one below it. */
+static __always_inline __u8 bracket_of(__s32 prio)
+{
+	__u8 b = 0;
+#define ST_BRACKET_BELOW(i, p, table) \
+	if (prio > (p))               \
+		b = i;
+	ST_NF_BRACKET_TABLE(ST_BRACKET_BELOW)
+#undef ST_BRACKET_BELOW
+	return b;
+}
+
+/*
+ * The hook each skb is in, from nf_hook_slow's entry (vmlinux, typed on every kernel): for a table's
+ * function whose own arguments have no types here (5.10 has no module BTF). Every table runs inside
+ * nf_hook_slow, so an skb's entry is the current hook's while one does.
+ */
+struct nf_hooking {
+	__u8 pf;
+	__u8 hook;
+	__u8 pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct nf_hooking);
+} nf_hooking SEC(".maps");
+
+/* The skb a netfilter function runs on, from its arguments. */
+static __always_inline const struct sk_buff *fn_skb(const struct fn_call *c)
+{
+	const struct sk_buff *skb = NULL;
+	if (c->probe == ST_P_NFT_DO_CHAIN)
+		/* nft_pktinfo starts with the skb on every kernel; a raw read needs no module BTF */
+		bpf_probe_read_kernel(&skb, sizeof(skb), (const void *)c->a0);
+	else
+		skb = (const void *)(fn_ipt_table_first ? c->a1 : c->a0);
+	return skb;
+}
+
+/* Where a netfilter function ran and on which skb; from its arguments. */
+static __always_inline const struct sk_buff *fn_nf_where(const struct fn_call *c, struct st_args_fn *a,
+							const struct nf_hook_state **state_out)
+{
+	const struct sk_buff *skb = NULL;
+	const struct nf_hook_state *state = NULL;
+
+	skb = fn_skb(c);
+	if (c->probe == ST_P_NFT_DO_CHAIN) {
+		const struct nft_pktinfo *pkt = (const void *)c->a0;
+		if (bpf_core_type_exists(struct nft_chain)) {
+			const struct nft_chain *chain = (const void *)c->a1;
+			const char *name = BPF_CORE_READ(chain, name);
+			if (name && bpf_probe_read_kernel_str(a->chain, sizeof(a->chain), name) > 0)
+				a->nf |= ST_FN_NF_CHAIN;
+			name = BPF_CORE_READ(chain, table, name);
+			if (name && bpf_probe_read_kernel_str(a->table, sizeof(a->table), name) > 0)
+				a->nf |= ST_FN_NF_TABLE;
+		}
+		if (bpf_core_type_exists(struct nft_base_chain)) {
+			/* nft_do_chain runs on base chains: the chain sits inside its nft_base_chain */
+			const struct nft_base_chain *base =
+				(const void *)(c->a1 - bpf_core_field_offset(struct nft_base_chain, chain));
+			a->priority = BPF_CORE_READ(base, ops.priority);
+			a->pf = BPF_CORE_READ(base, ops.pf);
+			a->hook = BPF_CORE_READ(base, ops.hooknum);
+			a->nf |= ST_FN_NF_HOOK | ST_FN_NF_PRIORITY;
+		}
+		if (bpf_core_field_exists(pkt->state))
+			state = BPF_CORE_READ(pkt, state);
+	} else {
+		const struct xt_table *table;
+		if (fn_ipt_table_first) {
+			table = (const void *)c->a0;
+			state = (const void *)c->a2;
+		} else {
+			state = (const void *)c->a1;
+			table = (const void *)c->a2;
+		}
+		if (bpf_core_type_exists(struct xt_table) &&
+		    bpf_probe_read_kernel_str(a->table, sizeof(a->table), &table->name) > 0)
+			a->nf |= ST_FN_NF_TABLE;
+	}
+	if (state) {
+		/* the hook's own family: an inet chain's ops say NFPROTO_INET */
+		a->pf = BPF_CORE_READ(state, pf);
+		a->hook = BPF_CORE_READ(state, hook);
+		if (!(a->nf & ST_FN_NF_PRIORITY) && (a->nf & ST_FN_NF_TABLE)) {
+			/* iptables: the standard table priorities */
+			char t0 = a->table[0], t1 = a->table[1];
+			a->priority = t0 == 'r' ? -300 : t0 == 'm' ? -150 : t0 == 's' && t1 == 'e' ? 50 :
+				      t0 == 'n' ? (a->hook == 0 || a->hook == 3 ? -100 : 100) : 0;
+			a->nf |= ST_FN_NF_PRIORITY;
+		}
+		a->nf |= ST_FN_NF_HOOK;
+	} else if (!(a->nf & ST_FN_NF_HOOK)) {
+		/* no types for the function's arguments (no module BTF): the hook nf_hook_slow was called for */
+		__u64 key = (__u64)skb;
+		struct nf_hooking *h = bpf_map_lookup_elem(&nf_hooking, &key);
+		if (h) {
+			a->pf = h->pf;
+			a->hook = h->hook;
+			a->nf |= ST_FN_NF_HOOK;
+		}
+	}
+	if (a->nf & ST_FN_NF_PRIORITY)
+		a->bracket = bracket_of(a->priority);
+	*state_out = state;
+	return skb;
+}
+
+/*
+ * The record of a netfilter function's exit: its verdict, where it ran, and the packet, which is still
+ * the caller's (nf_hook_slow frees a dropped packet after the table returns). A DROP verdict is kept
+ * for this CPU's next kfree_skb of the skb, as a bracket's is: its record then names hook and table.
+ */
+static __always_inline int fn_nf_exit(const struct fn_call *c, __s64 ret)
+{
+	const struct sk_buff *skb = fn_skb(c);
+	if (!skb)
+		return 0;
+	__u64 key = (__u64)skb;
+	struct fn_running *run = bpf_map_lookup_elem(&fn_running, &key);
+	bool freed = run && run->freed && run->call.probe == c->probe;
+	if (run)
+		bpf_map_delete_elem(&fn_running, &key);
+	if (freed) /* its free record named the function; the skb is gone */
+		return 0;
+	if (local_ipc(false, skb))
+		return 0;
+	struct scratch *s = begin(c->probe, true);
+	if (!s)
+		return 0;
+	const struct nf_hook_state *state = NULL;
+	struct st_args_fn *a = &s->ev.args.fn;
+	fn_nf_where(c, a, &state);
+	a->ret = ret;
+	fill_skb(false, s, skb, false);
+	if (state) {
+		const struct net *net = BPF_CORE_READ(state, net);
+		if (net)
+			s->ev.netns = BPF_CORE_READ(net, ns.inum);
+	}
+	if (!keep_skb(false, s, skb, false))
+		return 0;
+	dedup_bytes(s, false);
+	if ((ret & ST_NF_VERDICT_MASK) == ST_NF_DROP && (a->nf & ST_FN_NF_HOOK)) {
+		__u32 zero = 0;
+		struct nf_last *last = bpf_map_lookup_elem(&nf_last_map, &zero);
+		if (last) {
+			last->skb = (__u64)skb;
+			last->sig = 0;
+			last->pf = a->pf;
+			last->hook = a->hook;
+			last->bracket = a->bracket;
+			last->fn = a->nf & (ST_FN_NF_HOOK | ST_FN_NF_PRIORITY);
+		}
+	}
+	return finish(s);
+}
+
+/* A netfilter function starts on an skb: kept until its exit, for a free inside it. */
+static __always_inline void fn_enter(const struct fn_call *c)
+{
+	const struct sk_buff *skb = fn_skb(c);
+	if (!skb)
+		return;
+	__u64 key = (__u64)skb;
+	struct fn_running run = { .call = *c };
+	bpf_map_update_elem(&fn_running, &key, &run, BPF_ANY);
+}
+
+/* kfree_skb: an skb freed inside a running netfilter function; its record names where. */
+static __always_inline void fn_freed_inside(const struct sk_buff *skb, struct st_event *ev)
+{
+	__u64 key = (__u64)skb;
+	struct fn_running *run = bpf_map_lookup_elem(&fn_running, &key);
+	if (!run || run->freed)
+		return;
+	run->freed = 1;
+	struct st_args_fn a = {};
+	const struct nf_hook_state *state = NULL;
+	fn_nf_where(&run->call, &a, &state);
+	if (!(a.nf & ST_FN_NF_HOOK))
+		return;
+	struct st_args_free *f = &ev->args.free;
+	ev->flags |= ST_F_NF_LAST | ST_F_NF_FN;
+	f->nf_pf = a.pf;
+	f->nf_hook = a.hook;
+	f->nf_bracket = a.bracket;
+	f->nf_fn = a.nf | ST_FN_NF_INSIDE;
+	__builtin_memcpy(f->nf_table, a.table, sizeof(f->nf_table));
+	__builtin_memcpy(f->nf_chain, a.chain, sizeof(f->nf_chain));
+}
+
+/* fentry: the arguments; fexit: the arguments are still in ctx, the return value after them. */
+#define ST_FEXIT_NF(fn, nargs, id)                                                                \
+	SEC("fentry/" #fn) int fentry_##fn(__u64 *ctx)                                            \
+	{                                                                                          \
+		struct fn_call c = { .a0 = ctx[0], .a1 = ctx[1], .a2 = (nargs) > 2 ? ctx[2] : 0,   \
+				     .probe = (id) };                                              \
+		fn_enter(&c);                                                                      \
+		return 0;                                                                          \
+	}                                                                                          \
+	SEC("fexit/" #fn) int fexit_##fn(__u64 *ctx)                                              \
+	{                                                                                          \
+		struct fn_call c = { .a0 = ctx[0], .a1 = ctx[1], .a2 = (nargs) > 2 ? ctx[2] : 0,   \
+				     .probe = (id) };                                              \
+		ST_NESTED(fn_nf_exit(&c, (__s64)ctx[nargs]));                                     \
+		return 0;                                                                          \
+	}
+
+ST_FEXIT_NF(ipt_do_table, 3, ST_P_IPT_DO_TABLE)
+ST_FEXIT_NF(ip6t_do_table, 3, ST_P_IP6T_DO_TABLE)
+ST_FEXIT_NF(nft_do_chain, 2, ST_P_NFT_DO_CHAIN)
+
+#if defined(__TARGET_ARCH_x86)
+/*
+ * kprobe and kretprobe, where fexit cannot attach (no BTF for the function's module, as on 5.10). The
+ * kprobe keeps the arguments by the stack pointer at entry, which points at the return address; the
+ * kretprobe finds them 8 bytes below its own (the return popped that address). A stack address names
+ * one call, across CPUs (a preempted task moves) and nesting (an interrupt runs on another stack).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct fn_call);
+} fn_calls SEC(".maps");
+
+#define ST_KPROBE_NF(fn, id)                                                                    \
+	SEC("kprobe/" #fn) int kprobe_##fn(struct pt_regs *regs)                                 \
+	{                                                                                          \
+		struct fn_call c = { .a0 = PT_REGS_PARM1(regs), .a1 = PT_REGS_PARM2(regs),          \
+				     .a2 = PT_REGS_PARM3(regs), .probe = (id) };                   \
+		__u64 sp = PT_REGS_SP(regs);                                                       \
+		bpf_map_update_elem(&fn_calls, &sp, &c, BPF_ANY);                                  \
+		fn_enter(&c);                                                                      \
+		return 0;                                                                          \
+	}                                                                                          \
+	SEC("kretprobe/" #fn) int kretprobe_##fn(struct pt_regs *regs)                           \
+	{                                                                                          \
+		__u64 sp = PT_REGS_SP(regs) - 8;                                                   \
+		struct fn_call *found = bpf_map_lookup_elem(&fn_calls, &sp);                       \
+		if (!found || found->probe != (id))                                                \
+			return 0;                                                                  \
+		struct fn_call c = *found;                                                         \
+		bpf_map_delete_elem(&fn_calls, &sp);                                               \
+		ST_NESTED(fn_nf_exit(&c, (__s64)PT_REGS_RC(regs)));                               \
+		return 0;                                                                          \
+	}
+
+/* nf_hook_slow(skb, state, ...): the hook, for the tables' functions (see nf_hooking) */
+SEC("kprobe/nf_hook_slow") int kprobe_nf_hook_slow(struct pt_regs *regs)
+{
+	__u64 key = PT_REGS_PARM1(regs);
+	const struct nf_hook_state *state = (const void *)PT_REGS_PARM2(regs);
+	struct nf_hooking h = { .pf = BPF_CORE_READ(state, pf), .hook = BPF_CORE_READ(state, hook) };
+	if (key)
+		bpf_map_update_elem(&nf_hooking, &key, &h, BPF_ANY);
+	return 0;
+}
+
+ST_KPROBE_NF(ipt_do_table, ST_P_IPT_DO_TABLE)
+ST_KPROBE_NF(ip6t_do_table, ST_P_IP6T_DO_TABLE)
+ST_KPROBE_NF(nft_do_chain, ST_P_NFT_DO_CHAIN)
+#endif

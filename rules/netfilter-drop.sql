@@ -78,8 +78,11 @@ SELECT id AS packet_id, last_event AS event_id, 'ERROR' AS level, 'netfilter-dro
               || CASE WHEN nft_only OR nf_table IS NULL OR nf_table LIKE 'after %' THEN 'nft list ruleset'
                       ELSE 'iptables -t ' || substr(nf_table, 1, instr(nf_table || ' ', ' ') - 1) || ' -L ' || coalesce(nf_hook, '') || ' -v -n --line-numbers' END
        END AS advice,
-       CASE WHEN coalesce(hit_n, 0) != 1 AND (nf_hook IS NULL OR nf_table IS NULL OR nf_table LIKE 'after %') THEN 'inferred' END AS confidence,
-       CASE WHEN coalesce(hit_n, 0) != 1 AND unrecorded THEN 'the namespace where it was dropped was not recorded: inferred from the drop reason NETFILTER_DROP only'
+       CASE WHEN NOT EXISTS (SELECT 1 FROM bundle_drop_reason) THEN 'inferred'
+            WHEN coalesce(hit_n, 0) != 1 AND (nf_hook IS NULL OR nf_table IS NULL OR nf_table LIKE 'after %') THEN 'inferred' END AS confidence,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM bundle_drop_reason)
+            THEN 'this kernel''s kfree_skb has no drop reason (kernel 5.17+ has): NETFILTER_DROP is inferred from a netfilter table''s DROP verdict (kernel-function probes)'
+            WHEN coalesce(hit_n, 0) != 1 AND unrecorded THEN 'the namespace where it was dropped was not recorded: inferred from the drop reason NETFILTER_DROP only'
             WHEN coalesce(hit_n, 0) != 1 AND (nf_hook IS NULL OR nf_table IS NULL)
             THEN 'the hook or table is unknown (no netfilter bracket before the drop): inferred from the drop reason NETFILTER_DROP only'
             WHEN coalesce(hit_n, 0) != 1 AND nf_table LIKE 'after %'

@@ -50,7 +50,9 @@ if [[ -n $why ]]; then
     echo "test.sh: skipping the kernel matrix: $why" >&2
     exit 0
 fi
+# the recorder's tests run the analyzer beside it (diag, paths and sql of what they recorded)
 swift build -c release --product skbtrail-record
+swift build -c release --product skbtrail
 start=$SECONDS
 # shellcheck disable=SC2086  # KERNELS is a list of versions
 SKBTRAIL_RECORDER=.build/release/skbtrail-record scripts/kernels.sh matrix ${KERNELS:-}

@@ -66,6 +66,9 @@ struct EmbedPlugin: BuildToolPlugin {
                         "-target", "bpf", "-O2", "-g", "-Wall", "-Werror",
                         "-Wno-default-const-init-var-unsafe", "-Wno-unknown-warning-option",
                         "-I", bpf.appendingPathComponent("include").path,
+                        // kprobe programs read registers: bpf_tracing.h's PT_REGS_* need the target
+                        // architecture (the machine that builds is the one the recorder runs on)
+                        targetArchDefine,
                         "-c", source.path, "-o", object.path,
                     ],
                     inputFiles: [source] + headers,
@@ -84,3 +87,11 @@ struct EmbedPlugin: BuildToolPlugin {
         }
     }
 }
+
+/// The kernel architecture the BPF programs are built for, for bpf_tracing.h. The kprobe programs are
+/// built for x86-64 only (vmlinux_min.h has its pt_regs); elsewhere functions take fexit alone.
+#if arch(x86_64)
+private let targetArchDefine = "-D__TARGET_ARCH_x86"
+#else
+private let targetArchDefine = "-D__SKBTRAIL_NO_KPROBES"
+#endif

@@ -88,6 +88,8 @@ final class BPFSession {
             }
             if let chosen { plan["\(chosen == "tp_btf" ? "btf" : "raw")_\(tp.name)"] = (tp, chosen) }
         }
+        let functions = FunctionPlan.all(vmlinux: vmlinux).filter { selected($0.probe.name, $0.probe.group) }
+        let functionByName = Dictionary(uniqueKeysWithValues: functions.map { ($0.probe.name, $0) })
         var program: OpaquePointer? = nil
         while let prog = bpf_object__next_program(object, program) {
             program = prog
@@ -100,6 +102,10 @@ final class BPFSession {
                 } else {
                     bpf_program__set_autoload(prog, false)
                 }
+            } else if let (flavour, function) = FunctionPlan.flavour(ofSection: section) {
+                let f = functionByName[function]
+                let helper = function == FunctionPlan.hookHelper && functions.contains { $0.absent == nil && $0.noKprobe == nil }
+                bpf_program__set_autoload(prog, helper || f.map { $0.absent == nil && (flavour == .fexit ? $0.noFexit : $0.noKprobe) == nil } ?? false)
             } else {
                 bpf_program__set_autoload(prog, plan[name] != nil)
             }
@@ -118,9 +124,7 @@ final class BPFSession {
             guard let bad = Self.failedProgram(libbpfLog), rejected[bad] == nil, rejected.count < 64 else {
                 throw RecorderError("the kernel refused to load skbtrail's BPF programs: \(libbpfLog.suffix(4).joined(separator: " | "))")
             }
-            var more = rejected
-            more[bad] = Self.verifierReason(libbpfLog)
-            throw RetryLoad(rejected: more)
+            throw RetryLoad(rejected: Self.rejecting(bad, Self.verifierReason(libbpfLog), in: rejected))
         }
         probes = notAttempted
         for (progName, entry) in plan.sorted(by: { $0.value.probe.id < $1.value.probe.id }) {
@@ -136,6 +140,76 @@ final class BPFSession {
             }
             probes.append(row)
         }
+        var rows = functions.map(attachFunction)
+        // the functions on kprobes know their hook from nf_hook_slow's entry (their arguments are untyped)
+        if rows.contains(where: { $0.attached && $0.kind == "kretprobe" }) {
+            let program = "kprobe_\(FunctionPlan.hookHelper)"
+            var why: String?
+            if let reason = rejected[program] {
+                why = "the verifier rejected \(program): \(reason)"
+            } else if let prog = bpf_object__find_program_by_name(object, program), let link = bpf_program__attach(prog) {
+                links.append(link)
+            } else {
+                why = "\(program): attach failed: \(String(cString: strerror(errno)))"
+            }
+            if let why {
+                for i in rows.indices where rows[i].kind == "kretprobe" && rows[i].attached {
+                    rows[i].error = "attached, but its hook is unknown: \(why)"
+                }
+            }
+        }
+        probes.append(contentsOf: rows)
+        // without links, the tables' functions attribute netfilter drops, not kfree_skb alone
+        if rows.contains(where: { $0.attached && ProbeTable.role($0.probe) == .nfVerdict }),
+           let i = probes.firstIndex(where: { $0.kind == "netfilter" && !$0.attached && $0.netns == nil }) {
+            probes[i].error = "\(Self.noNetfilterLinks) (BPF_PROG_TYPE_NETFILTER): drops in netfilter are attributed from the tables' functions (tier 3: "
+                + rows.filter { $0.attached && ProbeTable.role($0.probe) == .nfVerdict }.map(\.name).joined(separator: ", ") + ")"
+        }
+    }
+
+    /// Attaches a kernel function's probe: fexit, else the kprobe and kretprobe pair. The row says which,
+    /// or why neither (each flavour's reason).
+    private func attachFunction(_ f: FunctionPlan) -> ProbeRow {
+        var row = ProbeRow(probe: f.probe.id, name: f.probe.name, tier: 3, kind: f.noFexit == nil ? "fexit" : "kretprobe",
+                           target: f.target, attached: false)
+        if let why = f.absent {
+            row.error = why
+            return row
+        }
+        var failures: [String] = []
+        func attach(_ program: String) -> OpaquePointer? {
+            if let why = rejected[program] {
+                failures.append(Self.isTracing(program) && Self.refusesTracing(why)
+                                ? "fexit: \(Self.fexitRefused)" : "\(program): the verifier rejected it: \(why)")
+                return nil
+            }
+            guard let prog = bpf_object__find_program_by_name(object, program), bpf_program__fd(prog) >= 0 else {
+                failures.append("\(program): not loaded")
+                return nil
+            }
+            guard let link = bpf_program__attach(prog) else {
+                failures.append("\(program): attach failed: \(String(cString: strerror(errno)))")
+                return nil
+            }
+            return link
+        }
+        // an entry program and an exit program, both or neither: fentry/fexit first, then the kprobe pair
+        for (missing, programs, flavour, kind) in [(f.noFexit, f.fexitPrograms, "fexit", "fexit"),
+                                                   (f.noKprobe, f.kprobePrograms, "kprobe", "kretprobe")] {
+            if let why = missing {
+                failures.append("\(flavour): \(why)")
+            } else if let entry = attach(programs[0]) {
+                if let exit = attach(programs[1]) {
+                    links.append(contentsOf: [entry, exit])
+                    row.kind = kind
+                    row.attached = true
+                    return row
+                }
+                bpf_link__destroy(entry)
+            }
+        }
+        row.error = failures.joined(separator: "; ")
+        return row
     }
 
     struct RetryLoad: Error { var rejected: [String: String] }
@@ -165,6 +239,13 @@ final class BPFSession {
         }
         var cfg = config
         memcpy(UnsafeMutableRawPointer(mutating: initial) + offset, &cfg, MemoryLayout<st_config>.size)
+        // ipt_do_table(priv = table, skb, state) since 5.16, (skb, state, table) before
+        let tableFirst = skbtrail_rodata_offset(object, "fn_ipt_table_first")
+        if tableFirst >= 0 && tableFirst < size {
+            let release = Kernel.uname().release.split(separator: ".").prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
+            let newer = release.count == 2 && (release[0], release[1]) >= (5, 16)
+            (UnsafeMutableRawPointer(mutating: initial) + tableFirst).storeBytes(of: UInt8(newer ? 1 : 0), as: UInt8.self)
+        }
         if let ring = bpf_object__find_map_by_name(object, "events") {
             bpf_map__set_max_entries(ring, ringBytes)
         }
@@ -203,6 +284,16 @@ final class BPFSession {
                 unavailable["raw_\(tp.name)"] = missingTracepoint(tp.name)
             }
         }
+        let plans = FunctionPlan.all(vmlinux: vmlinux)
+        if let why = FunctionPlan.kprobesMissing() ?? (plans.contains { $0.absent == nil } ? nil : "no netfilter function is in this kernel: nothing needs it") {
+            unavailable["kprobe_\(FunctionPlan.hookHelper)"] = why
+        }
+        for f in plans {
+            let fexit = f.absent ?? f.noFexit.map { "\($0): " + (f.noKprobe == nil ? "the kprobe pair is used instead" : "and kprobes neither") }
+            let kprobe = f.absent ?? f.noKprobe
+            if let fexit { for p in f.fexitPrograms { unavailable[p] = fexit } }
+            if let kprobe { for p in f.kprobePrograms { unavailable[p] = kprobe } }
+        }
         btf__free(vmlinux)
         var rejected: [String: String] = [:]
         while true {
@@ -228,6 +319,9 @@ final class BPFSession {
             if bpf_object__load(object) == 0 {
                 return names.map { name in
                     if let why = unavailable[name] { return (name, .notForThisKernel(why)) }
+                    if let why = rejected[name], isTracing(name), refusesTracing(why) {
+                        return (name, .notForThisKernel(fexitRefused))
+                    }
                     if let why = rejected[name] { return (name, .rejected(why)) }
                     return (name, .passed)
                 }
@@ -235,9 +329,33 @@ final class BPFSession {
             guard let bad = failedProgram(libbpfLog), rejected[bad] == nil else {
                 throw RecorderError("the kernel refused the BPF object: \(libbpfLog.suffix(4).joined(separator: " | "))")
             }
-            rejected[bad] = verifierReason(libbpfLog)
+            rejected = rejecting(bad, verifierReason(libbpfLog), in: rejected)
         }
     }
+
+    /// A tracing program (fexit) refused with EPERM and no verifier log: the kernel does not permit BPF
+    /// trampolines here (a lockdown or a sandbox), whatever the program does.
+    static func refusesTracing(_ reason: String) -> Bool {
+        reason.contains("failed to load: -1")
+    }
+
+    /// The rejections after `program` was refused for `reason`: when the kernel refuses tracing programs,
+    /// every fexit program at once, rather than one load attempt each.
+    static func rejecting(_ program: String, _ reason: String, in rejected: [String: String]) -> [String: String] {
+        var more = rejected
+        more[program] = reason
+        if isTracing(program) && refusesTracing(reason) {
+            for f in functionProbes {
+                for p in ["fentry_\(f.name)", "fexit_\(f.name)"] where more[p] == nil { more[p] = reason }
+            }
+        }
+        return more
+    }
+
+    /// A tracing program of a kernel function: fentry or fexit (BPF trampolines).
+    static func isTracing(_ program: String) -> Bool { program.hasPrefix("fentry_") || program.hasPrefix("fexit_") }
+
+    static let fexitRefused = "this kernel refuses fentry and fexit programs (EPERM at load, no verifier log: BPF trampolines are not permitted here)"
 
     /// Why the netfilter brackets are not attempted on a kernel without BPF_PROG_TYPE_NETFILTER.
     static let noNetfilterLinks = "needs BPF netfilter links, kernel 6.4+"

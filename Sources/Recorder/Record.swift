@@ -17,8 +17,10 @@ struct Record: ParsableCommand {
         commandName: "skbtrail-record",
         abstract: "Record the kernel's packet path into a trace bundle (Linux, root).",
         discussion: """
-            Attaches eBPF programs to the network stack's tracepoints and to every netfilter hook, and \
-            writes raw skb events, zstd-compressed, into one SQLite file: the trace bundle. Analyze it \
+            Attaches eBPF programs to the network stack's tracepoints, to every netfilter hook (kernel 6.4+) \
+            and to netfilter's table and chain functions (group nf-fn: ipt_do_table, nft_do_chain, by fexit or \
+            kprobes where the kernel allows), and writes raw skb events, zstd-compressed, into one SQLite file: \
+            the trace bundle. Analyze it \
             later, on any machine, with `skbtrail info|paths|drops|diag|sql FILE`.
 
             Stops on Ctrl-C or SIGTERM, after --duration, --max-events or --max-size, or when COMMAND exits.
@@ -47,7 +49,7 @@ struct Record: ParsableCommand {
     @OptionGroup(title: "Limits")
     var limits: LimitOptions
 
-    @Option(help: ArgumentHelp("Probe groups or tracepoints to attach, comma-separated (default: all). Groups: \(ProbeTable.groups.joined(separator: ", ")).", valueName: "LIST"))
+    @Option(help: ArgumentHelp("Probe groups, tracepoints or kernel functions to attach, comma-separated (default: all). Groups: \(ProbeTable.groups.joined(separator: ", ")).", valueName: "LIST"))
     var probes: String?
 
     @Option(help: ArgumentHelp("Probe groups or tracepoints not to attach, comma-separated.", valueName: "LIST"))

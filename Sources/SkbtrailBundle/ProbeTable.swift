@@ -4,6 +4,8 @@ import SkbtrailEvents
 public enum ProbeRole: Sendable, Equatable {
     case receive, queue, transmit, transmitted, free, consume, deliver, socket, icmp, route, neighbour, qdisc, xdp
     case netfilter
+    /// A netfilter table or chain ran on the packet (ipt_do_table, nft_do_chain): its verdict.
+    case nfVerdict
     /// A role this build does not know (a newer events.h row).
     case other
 
@@ -23,6 +25,7 @@ public enum ProbeRole: Sendable, Equatable {
         case ST_ROLE_QDISC.rawValue: self = .qdisc
         case ST_ROLE_XDP.rawValue: self = .xdp
         case ST_ROLE_NETFILTER.rawValue: self = .netfilter
+        case ST_ROLE_NF_VERDICT.rawValue: self = .nfVerdict
         default: self = .other
         }
     }
@@ -35,7 +38,7 @@ public enum ProbeRole: Sendable, Equatable {
 
 /// Which member of `union st_args` a probe's records fill (`enum st_args_kind`).
 public enum ProbeArgs: Sendable, Equatable {
-    case none, free, netfilter, socket, route, device, misc
+    case none, free, netfilter, socket, route, device, misc, function
 
     init(_ raw: UInt8) {
         switch UInt32(raw) {
@@ -45,6 +48,7 @@ public enum ProbeArgs: Sendable, Equatable {
         case ST_ARGS_ROUTE.rawValue: self = .route
         case ST_ARGS_DEV.rawValue: self = .device
         case ST_ARGS_MISC.rawValue: self = .misc
+        case ST_ARGS_FN.rawValue: self = .function
         default: self = .none
         }
     }
@@ -52,12 +56,13 @@ public enum ProbeArgs: Sendable, Equatable {
 
 /// How a probe attaches (`enum st_probe_kind`).
 public enum ProbeKind: Sendable, Equatable {
-    case tracepoint, netfilter, other
+    case tracepoint, netfilter, function, other
 
     init(_ raw: UInt8) {
         switch UInt32(raw) {
         case ST_KIND_TRACEPOINT.rawValue: self = .tracepoint
         case ST_KIND_NETFILTER.rawValue: self = .netfilter
+        case ST_KIND_FUNCTION.rawValue: self = .function
         default: self = .other
         }
     }
@@ -111,6 +116,9 @@ public enum ProbeTable {
 
     /// The tracepoints, in table order.
     public static var tracepoints: [ProbeInfo] { all.filter { $0.kind == .tracepoint } }
+
+    /// The kernel functions (tier 3), in table order.
+    public static var functions: [ProbeInfo] { all.filter { $0.kind == .function } }
 
     /// The groups --probes accepts (net, skb, tcp, ..., netfilter).
     public static var groups: [String] {

@@ -20,6 +20,11 @@ struct DiagTests {
         Case(fixture: "closed-port", code: "port-not-listening", level: "ERROR", count: 2),
         Case(fixture: "afpacket", code: "normal-free", level: "INFO", countKey: "pings"),
         Case(fixture: "nat-router", code: "nat", level: "INFO", count: nil),
+        // the kernel matrix's kernels, without netfilter links: the chains' verdicts (tier 3) instead
+        Case(fixture: "kernels/5.10/netfilter-drop", code: "netfilter-drop", level: "ERROR", countKey: "drop_rule_packets"),
+        Case(fixture: "kernels/6.1/netfilter-drop", code: "netfilter-drop", level: "ERROR", countKey: "drop_rule_packets"),
+        Case(fixture: "kernels/6.12/netfilter-drop", code: "netfilter-drop", level: "ERROR", countKey: "drop_rule_packets"),
+        Case(fixture: "kernels/6.1/nat-router", code: "nat", level: "INFO", count: nil),
         Case(fixture: "faults/iptables-forward-drop", code: "netfilter-drop", level: "ERROR", countKey: "drop_rule_packets"),
         Case(fixture: "faults/nft-drop", code: "netfilter-drop", level: "ERROR", countKey: "datagrams"),
         Case(fixture: "faults/rp-filter", code: "rp-filter", level: "ERROR", countKey: "in_rpfilter_drops"),

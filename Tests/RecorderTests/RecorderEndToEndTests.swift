@@ -25,6 +25,18 @@ func record(_ lab: Lab, _ output: String, _ flags: [String], command: [String] =
     return (status, recorder.stderrText())
 }
 
+/// A pings B `pings` times, which B's filter INPUT drops (iptables -p icmp -j DROP), recorded with --addr B.
+func recordDroppedPings(_ lab: Lab, subnet: Int, pings: Int) throws -> (hosts: TwoHosts, bundle: String) {
+    let hosts = try TwoHosts(lab, subnet: subnet)
+    try Shell.must(["ip", "netns", "exec", hosts.b, "iptables", "-w", "-A", "INPUT", "-p", "icmp", "-j", "DROP"])
+    let bundle = lab.dir.appendingPathComponent("pings-\(subnet).skbt").path
+    let run = try record(lab, bundle, ["--addr", hosts.addrB], command: [
+        "ip", "netns", "exec", hosts.a, "bash", "-c", "ping -c \(pings) -i 0.2 -W 1 \(hosts.addrB) >/dev/null; exit 0",
+    ])
+    try #require(run.status == 0, "skbtrail-record failed: \(run.stderr)")
+    return (hosts, bundle)
+}
+
 /// Two namespaces joined by a veth: the client A and the server B.
 struct TwoHosts {
     let a: String, b: String, ifA: String, ifB: String, addrA: String, addrB: String
@@ -151,14 +163,8 @@ struct RecorderEndToEndTests {
     func netfilterBracketNamesTheHook() throws {
         let lab = try Lab()
         defer { lab.teardown() }
-        let hosts = try TwoHosts(lab, subnet: 14)
         let pings = 2
-        try Shell.must(["ip", "netns", "exec", hosts.b, "iptables", "-w", "-A", "INPUT", "-p", "icmp", "-j", "DROP"])
-        let bundle = lab.dir.appendingPathComponent("bracket.skbt").path
-        let run = try record(lab, bundle, ["--addr", hosts.addrB], command: [
-            "ip", "netns", "exec", hosts.a, "bash", "-c", "ping -c \(pings) -i 0.2 -W 1 \(hosts.addrB) >/dev/null; exit 0",
-        ])
-        try #require(run.status == 0, "skbtrail-record failed: \(run.stderr)")
+        let (hosts, bundle) = try recordDroppedPings(lab, subnet: 14, pings: pings)
         #expect(try iptablesPackets(ns: hosts.b, chain: "INPUT", target: "DROP") == pings)
         let reader = try BundleReader(path: bundle)
         let inodeB = try lab.inode(of: hosts.b)
@@ -171,6 +177,123 @@ struct RecorderEndToEndTests {
         for drop in drops {
             #expect(drop.flags & UInt8(ST_F_NF_LAST.rawValue) != 0, "the drop carries no bracket")
             #expect(drop.args.free.nf_pf == 2 && drop.args.free.nf_hook == 1, "dropped after IPv4 INPUT hook")
+        }
+    }
+
+    @Test("kernel functions: nft_do_chain's DROP verdicts equal the rule's counter, with hook, table and chain",
+          .enabled(if: KernelFeatures.functionProbes, KernelFeatures.noFunctionProbes))
+    func functionVerdictNamesTableAndChain() throws {
+        let lab = try Lab()
+        defer { lab.teardown() }
+        let pings = 3
+        // Debian's iptables is iptables-nft: the rule is in nft table ip filter, base chain INPUT
+        let (hosts, bundle) = try recordDroppedPings(lab, subnet: 15, pings: pings)
+        let counter = try iptablesPackets(ns: hosts.b, chain: "INPUT", target: "DROP")
+        #expect(counter == pings, "the DROP rule counted \(counter) packets for \(pings) pings")
+
+        let reader = try BundleReader(path: bundle)
+        let row = try #require(try reader.probes().first { $0.name == "nft_do_chain" }, "no probe row for nft_do_chain")
+        // fexit where the module has BTF (6.1, 6.12), the kprobe pair where not (5.10)
+        let names = KernelFeatures.moduleBTF("nf_tables")
+        #expect(row.attached && row.tier == 3 && row.kind == (names ? "fexit" : "kretprobe"),
+                "nft_do_chain: \(row.kind) attached \(row.attached): \(row.error ?? "")")
+        #expect(row.target == "nft_do_chain [nf_tables]", "\(row.target)")
+        let inodeB = try lab.inode(of: hosts.b)
+        let events = try reader.events()
+        let pingsToB = events.filter { $0.isIPv4(1, from: hosts.addrA, to: hosts.addrB) && $0.netns == inodeB }
+        let verdicts = pingsToB.filter { $0.probe == Int(ST_P_NFT_DO_CHAIN.rawValue) }
+        let drops = verdicts.filter { $0.args.fn.ret & Int64(ST_NF_VERDICT_MASK) == Int64(ST_NF_DROP) }
+        // each dropped ping: a DROP verdict that nf_hook_slow acts on, or (6.7+, NF_DROP_REASON) a free
+        // inside nft_do_chain, whose record names the chain (the function then returns NF_STOLEN)
+        let frees = pingsToB.filter { $0.probe == Int(ST_P_KFREE_SKB.rawValue) }
+        let freedInside = frees.filter { $0.args.free.nf_fn & UInt8(ST_FN_NF_INSIDE.rawValue) != 0 }
+        #expect(drops.count + freedInside.count == counter,
+                "\(drops.count) DROP verdicts of nft_do_chain and \(freedInside.count) frees inside it in \(hosts.b), the rule counted \(counter)")
+        #expect(!verdicts.contains { $0.args.fn.ret & Int64(ST_NF_VERDICT_MASK) == 2 }, "an NF_STOLEN exit recorded for a packet freed inside")
+        func text<T>(_ chars: T) -> String { withUnsafeBytes(of: chars) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
+        for free in freedInside where names {
+            let f = free.args.free
+            #expect(text(f.nf_table) == "filter" && text(f.nf_chain) == "INPUT",
+                    "freed inside table '\(text(f.nf_table))' chain '\(text(f.nf_chain))'")
+        }
+        for drop in drops {
+            let fn = drop.args.fn
+            #expect(fn.nf & UInt8(ST_FN_NF_HOOK.rawValue) != 0 && fn.pf == 2 && fn.hook == 1,
+                    "the DROP verdict is not at ipv4 INPUT: pf \(fn.pf) hook \(fn.hook) (nf \(fn.nf))")
+            if names {
+                #expect(text(fn.table) == "filter" && text(fn.chain) == "INPUT" && fn.priority == 0,
+                        "DROP verdict in table '\(text(fn.table))' chain '\(text(fn.chain))' priority \(fn.priority)")
+            }
+        }
+        // each dropped ping's free carries the verdict's hook, and says it came from a function
+        #expect(frees.count == counter, "\(frees.count) kfree_skb of the pings in \(hosts.b), the rule counted \(counter)")
+        for free in frees {
+            let flags = UInt8(ST_F_NF_LAST.rawValue | ST_F_NF_FN.rawValue)
+            #expect(free.flags & flags == flags && free.args.free.nf_pf == 2 && free.args.free.nf_hook == 1,
+                    "the free carries no function verdict at ipv4 INPUT (flags \(free.flags))")
+        }
+
+        // and the analyzer names the table and hook, on a kernel without netfilter links too
+        let diag = try Shell.run([try analyzerPath(), "diag", bundle])
+        #expect(diag.ok, "skbtrail diag exited \(diag.status): \(diag.stderr)")
+        #expect(diag.stdout.contains("netfilter-drop") && diag.stdout.contains("filter table") && diag.stdout.contains("INPUT"),
+                "skbtrail diag does not name the filter table and INPUT:\n\(diag.stdout)")
+        let paths = try Shell.run([try analyzerPath(), "paths", bundle, "--addr", hosts.addrA])
+        #expect(paths.stdout.contains("nft_do_chain") && (drops.isEmpty || paths.stdout.contains("= DROP")),
+                "skbtrail paths shows no nft_do_chain step with its verdict:\n\(paths.stdout.prefix(3000))")
+    }
+
+    @Test("a forwarded, masqueraded ping: the rewrite is found, and the functions' steps show each chain's verdict")
+    func forwardedNATPing() throws {
+        let lab = try Lab()
+        defer { lab.teardown() }
+        let a = try lab.netns("a"), r = try lab.netns("r"), b = try lab.netns("b")
+        let (addrA, addrRA, addrRB, addrB) = ("10.198.16.1", "10.198.16.2", "10.198.17.1", "10.198.17.2")
+        try lab.veth(a, "\(lab.tag)a", addrA + "/24", r, "\(lab.tag)ra", addrRA + "/24")
+        try lab.veth(r, "\(lab.tag)rb", addrRB + "/24", b, "\(lab.tag)b", addrB + "/24")
+        try Shell.must(["ip", "netns", "exec", a, "ip", "route", "add", "default", "via", addrRA])
+        try Shell.must(["ip", "netns", "exec", r, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        try Shell.must(["ip", "netns", "exec", r, "iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", "\(lab.tag)rb", "-j", "MASQUERADE"])
+        try Shell.must(["ip", "netns", "exec", r, "iptables", "-w", "-A", "FORWARD", "-p", "icmp", "-j", "ACCEPT"])
+        let pings = 3
+        let bundle = lab.dir.appendingPathComponent("nat.skbt").path
+        let run = try record(lab, bundle, ["--addr", addrB], command: [
+            "ip", "netns", "exec", a, "ping", "-c", "\(pings)", "-i", "0.2", "-W", "1", "-q", addrB,
+        ])
+        try #require(run.status == 0, "skbtrail-record failed (the pings must be answered): \(run.stderr)")
+        // the kernel's counters: every ping forwarded, one conntrack entry masqueraded
+        #expect(try iptablesPackets(ns: r, chain: "FORWARD", target: "ACCEPT") == 2 * pings)
+        #expect(try iptablesPackets(ns: r, table: "nat", chain: "POSTROUTING", target: "MASQUERADE") == 1)
+
+        let reader = try BundleReader(path: bundle)
+        let inodeA = try lab.inode(of: a), inodeB = try lab.inode(of: b)
+        let events = try reader.events()
+        #expect(events.contains { $0.isIPv4(1, from: addrA, to: addrB) && $0.netns == inodeA }, "no request of A recorded in A")
+        #expect(events.contains { $0.isIPv4(1, from: addrRB, to: addrB) && $0.netns == inodeB },
+                "no request in B from the router's address \(addrRB): the masquerade was not recorded")
+
+        let analyzer = try analyzerPath()
+        let snat = try Shell.run([analyzer, "sql", bundle,
+                                  "SELECT count(DISTINCT packet_id) FROM nat WHERE kind = 'SNAT' AND before_saddr = '\(addrA)' AND after_saddr = '\(addrRB)'"])
+        #expect(snat.ok, "skbtrail sql exited \(snat.status): \(snat.stderr)")
+        #expect(snat.stdout.contains("\(pings)"), "SNAT rewrites \(addrA) -> \(addrRB) found: \(snat.stdout)")
+        let paths = try Shell.run([analyzer, "paths", bundle, "--addr", addrA])
+        #expect(paths.ok, "skbtrail paths exited \(paths.status): \(paths.stderr)")
+        #expect(paths.stdout.contains("SNAT \(addrA) -> \(addrRB)"), "paths shows no SNAT:\n\(paths.stdout.prefix(3000))")
+        // forwarded: seen at R's FORWARD hook, by a netfilter bracket (6.4+) or a chain's verdict (tier 3)
+        if KernelFeatures.netfilterLinks || KernelFeatures.functionProbes {
+            let forwarded = try Shell.run([analyzer, "sql", bundle, "SELECT count(*) FROM packet WHERE forwarded = 1 AND saddr = '\(addrA)'"])
+            #expect(forwarded.stdout.contains("\(pings)"), "forwarded requests: \(forwarded.stdout) \(forwarded.stderr)")
+            #expect(paths.stdout.contains("FORWARD"), "paths shows no FORWARD step:\n\(paths.stdout.prefix(3000))")
+        }
+        if KernelFeatures.functionProbes {
+            // nettrace's lifecycle view: each chain the request passed, with its verdict
+            #expect(paths.stdout.contains("nft_do_chain") && paths.stdout.contains("FORWARD") && paths.stdout.contains("= ACCEPT"),
+                    "paths shows no nft_do_chain FORWARD step with its verdict:\n\(paths.stdout.prefix(3000))")
+            if KernelFeatures.moduleBTF("nf_tables") {
+                #expect(paths.stdout.contains("filter/FORWARD") && paths.stdout.contains("nat/POSTROUTING"),
+                        "paths names no filter/FORWARD and nat/POSTROUTING chains:\n\(paths.stdout.prefix(3000))")
+            }
         }
     }
 
@@ -230,6 +353,7 @@ struct RecorderEndToEndTests {
         let hasNetfilterLinks = btf.range(of: Data("BPF_PROG_TYPE_NETFILTER".utf8)) != nil
         let events = "/sys/kernel/tracing/events"
         let groups = (try? FileManager.default.contentsOfDirectory(atPath: events)) ?? []
+        let kallsymsText = String(decoding: (try? FileHandle(forReadingAtPath: "/proc/kallsyms")?.readToEnd()) ?? Data(), as: UTF8.self)
         for line in skipped {
             let parts = line.dropFirst("SKIPPED ".count).trimmingCharacters(in: .whitespaces).split(separator: ":", maxSplits: 1)
             let program = String(parts[0]), why = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
@@ -242,6 +366,19 @@ struct RecorderEndToEndTests {
                 #expect(!groups.isEmpty, "tracefs is not mounted at /sys/kernel/tracing")
                 #expect(!groups.contains { FileManager.default.fileExists(atPath: "\(events)/\($0)/\(tracepoint)") },
                         "\(program) skipped but tracefs has the tracepoint \(tracepoint)")
+            } else if let function = ["fentry_", "fexit_", "kprobe_", "kretprobe_"].first(where: program.hasPrefix).map({ String(program.dropFirst($0.count)) }) {
+                // a kernel function: absent, without BTF, or the kind of probe refused, each by the kernel's word
+                if why.hasPrefix("function \(function) is not in this kernel") {
+                    #expect(!kallsymsText.contains(" \(function)\t") && !kallsymsText.contains(" \(function)\n"), "\(line), but /proc/kallsyms has it")
+                } else if why.hasPrefix("this kernel has no kprobes") {
+                    #expect(program.hasPrefix("k") && !KernelFeatures.functionProbes, "\(line)")
+                } else if why.hasPrefix("this kernel refuses fentry and fexit programs") {
+                    #expect(program.hasPrefix("f"), "\(line)")
+                } else if why.hasPrefix("module "), let module = why.split(separator: " ").dropFirst().first {
+                    #expect(program.hasPrefix("f") && !KernelFeatures.moduleBTF(String(module)), "\(line)")
+                } else {
+                    Issue.record("skipped for no reason this kernel lacks: \(line)")
+                }
             } else {
                 #expect(program.hasPrefix("btf_") && why.contains("raw_"), "skipped for no reason this kernel lacks: \(line)")
             }

@@ -54,6 +54,15 @@ enum KernelFeatures {
 
     /// kfree_skb's drop reason, Linux 5.17+.
     static let dropReasons = has("SKB_DROP_REASON_NETFILTER_DROP")
+
+    /// Kernel functions can be probed (tier 3): the kernel has kprobes, which the recorder falls back to
+    /// where fexit cannot attach. (A kernel with fexit and no kprobes would qualify too, but whether it
+    /// permits fexit only a load tells; this host, with neither, is the one such case the tests meet.)
+    static let functionProbes = FileManager.default.fileExists(atPath: "/sys/bus/event_source/devices/kprobe")
+    static let noFunctionProbes: Comment = "needs kprobes or fexit for kernel functions: this kernel has no kprobes (CONFIG_KPROBES) and refuses fexit"
+
+    /// Whether module `name` has BTF here (fexit on its functions; 5.11+).
+    static func moduleBTF(_ name: String) -> Bool { FileManager.default.fileExists(atPath: "/sys/kernel/btf/\(name)") }
 }
 
 /// The package root, from this file's path (Tests/RecorderTests/Support.swift).
@@ -66,6 +75,16 @@ func recorderPath() throws -> String {
     let path = packageRoot.appendingPathComponent(".build/debug/skbtrail-record").path
     guard FileManager.default.isExecutableFile(atPath: path) else {
         Issue.record("no recorder at \(path): run `swift build` before `swift test`, or set SKBTRAIL_RECORDER")
+        throw CancellationError()
+    }
+    return path
+}
+
+/// The built analyzer: `skbtrail` beside the recorder.
+func analyzerPath() throws -> String {
+    let path = URL(fileURLWithPath: try recorderPath()).deletingLastPathComponent().appendingPathComponent("skbtrail").path
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        Issue.record("no analyzer at \(path): build skbtrail beside skbtrail-record")
         throw CancellationError()
     }
     return path

@@ -8,7 +8,10 @@
  * of the recording machine, recorded in the bundle) unless a comment says "network order".
  *
  * Change rules: fields are only appended inside reserved space or behind a new record type, and every
- * change bumps ST_FORMAT_VERSION together with the analyzer's decoder (docs/bundle-format.md).
+ * change of a field's meaning or of a record's size bumps ST_FORMAT_VERSION together with the analyzer's
+ * decoder (docs/bundle-format.md). A new probe (a new id, with a new args member inside the reserved
+ * bytes) or a new flag bit is not a format change: a reader that does not know a probe names it from the
+ * bundle's probe table and gives its records no role, and ignores flags it does not know.
  */
 #ifndef SKBTRAIL_EVENTS_H
 #define SKBTRAIL_EVENTS_H
@@ -83,12 +86,18 @@ enum st_record_type {
 	X(QDISC_DEQUEUE, qdisc_dequeue, 51, qdisc, TRACEPOINT, DEV, QDISC)                         \
 	X(XDP_EXCEPTION, xdp_exception, 52, xdp, TRACEPOINT, DEV, XDP)                             \
 	/* netfilter BPF links: one id per priority bracket (ST_P_NF_BRACKET + index, see below) */ \
-	X(NF_BRACKET, nf_bracket, 64, netfilter, NETFILTER, NF, NETFILTER)
+	X(NF_BRACKET, nf_bracket, 64, netfilter, NETFILTER, NF, NETFILTER)                         \
+	/* tier 3, kernel functions: netfilter tables and chains, with their verdict */            \
+	X(IPT_DO_TABLE, ipt_do_table, 100, nf-fn, FUNCTION, FN, NF_VERDICT)                        \
+	X(IP6T_DO_TABLE, ip6t_do_table, 101, nf-fn, FUNCTION, FN, NF_VERDICT)                      \
+	X(NFT_DO_CHAIN, nft_do_chain, 102, nf-fn, FUNCTION, FN, NF_VERDICT)
 
 /* How a probe attaches. */
 enum st_probe_kind {
 	ST_KIND_TRACEPOINT = 1, /* a tp_btf and a raw_tp program, btf_<name> and raw_<name> */
 	ST_KIND_NETFILTER = 2,  /* netfilter BPF links, one program per bracket: nf_bracket_<index> */
+	ST_KIND_FUNCTION = 3,   /* a kernel function's exit: an fexit program fexit_<name>, or the pair
+	                           kprobe_<name> and kretprobe_<name> where fexit cannot attach */
 };
 
 /* Which member of union st_args a probe's records fill. */
@@ -100,6 +109,7 @@ enum st_args_kind {
 	ST_ARGS_ROUTE = 4, /* struct st_args_route */
 	ST_ARGS_DEV = 5,   /* struct st_args_dev */
 	ST_ARGS_MISC = 6,  /* struct st_args_misc */
+	ST_ARGS_FN = 7,    /* struct st_args_fn */
 };
 
 /* What a probe means for the packet it sees: the analyzer's decisions (when an skb address starts a new
@@ -119,6 +129,7 @@ enum st_probe_role {
 	ST_ROLE_QDISC = 12,      /* a queueing discipline took or gave the packet */
 	ST_ROLE_XDP = 13,        /* an XDP program's exceptional verdict */
 	ST_ROLE_NETFILTER = 14,  /* a netfilter bracket: between two standard tables of one hook */
+	ST_ROLE_NF_VERDICT = 15, /* a netfilter table or chain ran on the packet: its verdict (args.fn) */
 };
 
 #define ST_PROBE_ENUM(E, name, id, group, kind, args, role) ST_P_##E = id,
@@ -185,6 +196,9 @@ enum st_event_flags {
 	ST_F_SAME_BYTES = 8, /* no packet bytes: they equal those of this CPU's previous record of this skb */
 	ST_F_NESTED = 16,    /* written by a program that interrupted another on its CPU: its packet bytes
 	                        are its own and never the reference of a later ST_F_SAME_BYTES record */
+	ST_F_NF_FN = 32,     /* with ST_F_NF_LAST on a free: args.free.nf_* come from a netfilter function
+	                        (tier 3; nf_bracket from its priority), not a bracket: its DROP verdict, or
+	                        the function the skb was freed in (then nf_table and nf_chain name it) */
 };
 
 /* A conntrack tuple as the kernel stores it (addresses and ports in network order). */
@@ -205,7 +219,11 @@ struct st_args_free {
 	__u8 nf_pf;      /* with ST_F_NF_LAST: protocol family of the last netfilter bracket passed */
 	__u8 nf_hook;    /* with ST_F_NF_LAST: netfilter hook number */
 	__u8 nf_bracket; /* with ST_F_NF_LAST: bracket index into ST_NF_BRACKET_TABLE */
-	__u8 pad;        /* zero */
+	__u8 nf_fn;      /* with ST_F_NF_FN: enum st_fn_nf bits, what the function knew; nf_table and
+	                    nf_chain are set with their bits only (a free inside the function) */
+	char nf_table[32]; /* with ST_F_NF_FN and ST_FN_NF_TABLE: the table the skb was freed in */
+	char nf_chain[32]; /* with ST_F_NF_FN and ST_FN_NF_CHAIN: the chain (nft_do_chain frees what its
+	                      rules drop since 6.7, and returns NF_STOLEN) */
 };
 
 /* Arguments of the netfilter bracket programs. */
@@ -275,6 +293,35 @@ struct st_args_misc {
 	__s32 b;         /* icmp_send: code */
 };
 
+/* st_args_fn.nf, st_args_free.nf_fn: what a netfilter function's record knows of where it ran */
+enum st_fn_nf {
+	ST_FN_NF_HOOK = 1,     /* pf and hook */
+	ST_FN_NF_TABLE = 2,    /* table (the name) */
+	ST_FN_NF_CHAIN = 4,    /* chain (the name) */
+	ST_FN_NF_PRIORITY = 8, /* priority and bracket */
+	ST_FN_NF_INSIDE = 16,  /* st_args_free.nf_fn: freed inside the function, not after its verdict */
+};
+
+/* Netfilter verdicts (ret & ST_NF_VERDICT_MASK of ipt_do_table and nft_do_chain). */
+#define ST_NF_VERDICT_MASK 0xff
+#define ST_NF_DROP 0
+#define ST_NF_ACCEPT 1
+
+/*
+ * Arguments of kernel-function probes (tier 3), recorded at the function's exit: its return value and,
+ * for the netfilter functions, where it ran. The packet bytes follow as for any skb record.
+ */
+struct st_args_fn {
+	__s64 ret;       /* the return value (a netfilter verdict: ret & ST_NF_VERDICT_MASK, NF_DROP 0) */
+	__s32 priority;  /* netfilter: the table's or base chain's priority */
+	__u8 pf;         /* netfilter: protocol family of the hook (NFPROTO_IPV4 2, NFPROTO_IPV6 10) */
+	__u8 hook;       /* netfilter: hook number, NF_INET_PRE_ROUTING 0 .. NF_INET_POST_ROUTING 4 */
+	__u8 bracket;    /* netfilter: the bracket (ST_NF_BRACKET_TABLE) whose table range holds priority */
+	__u8 nf;         /* enum st_fn_nf: which of these fields are set */
+	char table[32];  /* netfilter: table name (xt_table->name, nft_chain->table->name) */
+	char chain[32];  /* nft_do_chain: base chain name (nft_chain->name) */
+};
+
 /* Probe-specific part of a record: which member is valid follows from st_event.probe. */
 union st_args {
 	struct st_args_free free;
@@ -283,6 +330,7 @@ union st_args {
 	struct st_args_route route;
 	struct st_args_dev dev;
 	struct st_args_misc misc;
+	struct st_args_fn fn;
 	__u8 raw[112];   /* fixes the size: members only grow into it */
 };
 
@@ -312,6 +360,8 @@ struct st_event {
 /* The record layout is the bundle format: a change of size is a new format version. */
 _Static_assert(sizeof(union st_args) == 112, "union st_args is 112 bytes in format 1");
 _Static_assert(sizeof(struct st_event) == 192, "struct st_event is 192 bytes in format 1");
+_Static_assert(sizeof(struct st_args_fn) == 80, "struct st_args_fn is 80 bytes");
+_Static_assert(sizeof(struct st_args_free) == 80, "struct st_args_free is 80 bytes");
 _Static_assert(sizeof(struct st_ct_tuple) == 40, "struct st_ct_tuple is 40 bytes in format 1");
 
 /* Capture filters and settings: a `const volatile` struct in the BPF object, set before load. */

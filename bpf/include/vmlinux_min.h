@@ -6,6 +6,8 @@
  */
 #ifndef SKBTRAIL_VMLINUX_MIN_H
 #define SKBTRAIL_VMLINUX_MIN_H
+/* bpf_tracing.h: the kernel's register names (di, si, ...), as in a generated vmlinux.h */
+#define __VMLINUX_H__
 
 typedef unsigned char __u8;
 typedef signed char __s8;
@@ -164,6 +166,49 @@ struct nf_hook_state {
 struct bpf_nf_ctx {
 	const struct nf_hook_state *state;
 	struct sk_buff *skb;
+};
+
+/* x86-64 registers at a kprobe, for bpf_tracing.h's PT_REGS_* (kprobe programs are x86-64 only). */
+struct pt_regs {
+	unsigned long r8;
+	unsigned long ax;
+	unsigned long cx;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long ip;
+	unsigned long sp;
+};
+
+/* Netfilter's tables and chains (modules x_tables, ip_tables and nf_tables: their BTF is the module's). */
+struct xt_table {
+	u8 af;
+	const char name[32];
+};
+
+struct nf_hook_ops {
+	unsigned int hooknum;
+	u8 pf;
+	int priority;
+};
+
+struct nft_table {
+	char *name;
+};
+
+struct nft_chain {
+	struct nft_table *table;
+	char *name;
+};
+
+struct nft_base_chain {
+	struct nf_hook_ops ops;
+	struct nft_chain chain;
+};
+
+struct nft_pktinfo {
+	struct sk_buff *skb;
+	const struct nf_hook_state *state;
 };
 
 struct flowi_common {

@@ -73,7 +73,9 @@ enum EventValues {
             case ST_P_NET_DEV_XMIT, ST_P_XDP_EXCEPTION: int(ctx, Int(e.args.dev.rc))
             case ST_P_FIB_TABLE_LOOKUP, ST_P_FIB6_TABLE_LOOKUP, ST_P_NEIGH_EVENT_SEND_DEAD: int(ctx, Int(e.args.route.err))
             case ST_P_SKB_COPY_DATAGRAM_IOVEC: int(ctx, Int(e.args.misc.a))
-            default: sqlite3_result_null(ctx)
+            default:
+                // a kernel function's return value (a netfilter verdict: rc & 255, NF_DROP 0)
+                if ProbeTable.info(Int(e.probe))?.args == .function { int(ctx, e.args.fn.ret) } else { sqlite3_result_null(ctx) }
             }
         case .sk, .sk_state, .sk_oldstate:
             guard ProbeTable.info(Int(e.probe))?.args == .socket else { sqlite3_result_null(ctx); return }
@@ -114,7 +116,7 @@ enum EventValues {
         }
     }
 
-    /// From the bracket record, or the last bracket a dropped packet passed.
+    /// From the bracket record, a netfilter function's record, or the last bracket a dropped packet passed.
     private static func netfilter(_ column: EventColumn, _ e: st_event, texts: TextCache, into ctx: OpaquePointer) {
         if e.role == .netfilter {
             let a = e.args.nf
@@ -131,6 +133,16 @@ enum EventValues {
             case .ct_mark: if ct { int(ctx, Int(a.ct_mark)) } else { sqlite3_result_null(ctx) }
             case .ct_orig: if ct { text(ctx, texts.tuple(a.ct_orig)) } else { sqlite3_result_null(ctx) }
             case .ct_reply: if ct { text(ctx, texts.tuple(a.ct_reply)) } else { sqlite3_result_null(ctx) }
+            default: sqlite3_result_null(ctx)
+            }
+        } else if e.role == .nfVerdict && e.args.fn.nf & UInt8(ST_FN_NF_HOOK.rawValue) != 0 {
+            let a = e.args.fn
+            let prio = a.nf & UInt8(ST_FN_NF_PRIORITY.rawValue) != 0
+            switch column {
+            case .nf_family: int(ctx, Int(a.pf))
+            case .nf_hook: int(ctx, Int(a.hook))
+            case .nf_bracket: if prio { int(ctx, Int(a.bracket)) } else { sqlite3_result_null(ctx) }
+            case .nf_priority: if prio { int(ctx, Int(a.priority)) } else { sqlite3_result_null(ctx) }
             default: sqlite3_result_null(ctx)
             }
         } else if e.role == .free && e.has(ST_F_NF_LAST) {

@@ -36,9 +36,15 @@ enum StepText {
             guard info?.role == .free else {
                 return a.location == 0 ? "" : "at \(names.symbolText(a.location))"
             }
-            let reason = names.dropReasonName(a.reason)
+            // a kernel without drop reasons (before 5.17): a table's DROP verdict names it, as PacketFate does
+            let inferred = names.dropReason.isEmpty && e.has(ST_F_NF_FN) && e.has(ST_F_NF_LAST)
+            let reason = inferred ? "NETFILTER_DROP (inferred: this kernel has no drop reasons)" : names.dropReasonName(a.reason)
             var s = "\(reason) at \(names.symbolText(a.location))"
-            if PacketFate.droppedInNetfilter(e, reasonName: names.dropReason[Int64(a.reason)] ?? ""), names.bracketed(e.netns) {
+            if e.has(ST_F_NF_FN) && e.has(ST_F_NF_LAST) {
+                let inside = a.nf_fn & UInt8(ST_FN_NF_INSIDE.rawValue) != 0, place = freedIn(a)
+                s += " (netfilter \(KernelNames.family(Int(a.nf_pf))) \(KernelNames.hook(Int(a.nf_hook)))"
+                    + (!inside ? ": the DROP verdict above)" : place.isEmpty ? ": freed inside the table)" : ", \(place))")
+            } else if PacketFate.droppedInNetfilter(e, reasonName: names.dropReason[Int64(a.reason)] ?? ""), names.bracketed(e.netns) {
                 s += " (netfilter \(KernelNames.family(Int(a.nf_pf))) \(KernelNames.hook(Int(a.nf_hook))), \(KernelNames.tablePhrase(KernelNames.tableAfter(bracket: Int(a.nf_bracket)))))"
             }
             return s
@@ -96,9 +102,35 @@ enum StepText {
             if e.has(ST_F_CT) { s += " ct \(KernelNames.ctInfo(Int(nf.ctinfo)))" }
             if e.mark != 0 { s += " mark 0x\(String(e.mark, radix: 16))" }
             return s
+        case .function:
+            return function(e)
         case .none:
             return ""
         }
+    }
+
+    /// The table and chain a free happened in, when the function it happened in (tier 3) named them:
+    /// "filter/INPUT", "filter", or "".
+    static func freedIn(_ a: st_args_free) -> String {
+        var place = a.nf_fn & UInt8(ST_FN_NF_TABLE.rawValue) != 0 ? KernelNames.cString(a.nf_table) : ""
+        if a.nf_fn & UInt8(ST_FN_NF_CHAIN.rawValue) != 0 { place += "/" + KernelNames.cString(a.nf_chain) }
+        return place
+    }
+
+    /// A kernel function's exit: "ipv4 INPUT filter/INPUT prio 0 = DROP" for a netfilter table or chain.
+    static func function(_ e: st_event) -> String {
+        let f = e.args.fn
+        guard ProbeTable.role(Int(e.probe)) == .nfVerdict else { return "= \(f.ret)" }
+        var parts: [String] = []
+        if f.nf & UInt8(ST_FN_NF_HOOK.rawValue) != 0 {
+            parts.append("\(KernelNames.family(Int(f.pf))) \(KernelNames.hook(Int(f.hook)))")
+        }
+        var place = f.nf & UInt8(ST_FN_NF_TABLE.rawValue) != 0 ? KernelNames.cString(f.table) : ""
+        if f.nf & UInt8(ST_FN_NF_CHAIN.rawValue) != 0 { place += "/" + KernelNames.cString(f.chain) }
+        if !place.isEmpty { parts.append(place) }
+        if f.nf & UInt8(ST_FN_NF_PRIORITY.rawValue) != 0 { parts.append("prio \(f.priority)") }
+        parts.append("= \(KernelNames.nfVerdict(f.ret))")
+        return parts.joined(separator: " ")
     }
 
     /// "10.0.0.1:80 > 10.0.0.2:4000" for a socket's addresses, "sk" when it has none.

@@ -66,17 +66,18 @@ final class TextCache {
     }
 
     /// The detail of the high-volume probes whose text depends on a few fields only.
-    struct SimpleKey: Hashable { var probe: UInt16; var a: UInt64; var b: UInt64 }
+    struct SimpleKey: Hashable { var probe: UInt16; var a: UInt64; var b: UInt64; var netns: UInt32 = 0 }
     private var simpleDetails: [SimpleKey: String] = [:]
 
     func detail(_ e: st_event, names: BundleNames) -> String {
         var simple: SimpleKey?
         switch e.role {
-        case .free:
+        case .free where e.args.free.nf_fn == 0: // names of a table and chain: rare, not cached
             let f = e.args.free
             simple = SimpleKey(probe: e.probe, a: f.location,
-                               b: UInt64(f.reason) | UInt64(e.flags & UInt8(ST_F_NF_LAST.rawValue)) << 32
-                                   | UInt64(f.nf_pf) << 40 | UInt64(f.nf_hook) << 48 | UInt64(f.nf_bracket) << 56)
+                               b: UInt64(f.reason) | UInt64(e.flags & UInt8(ST_F_NF_LAST.rawValue | ST_F_NF_FN.rawValue)) << 32
+                                   | UInt64(f.nf_pf) << 40 | UInt64(f.nf_hook) << 48 | UInt64(f.nf_bracket) << 56,
+                               netns: e.has(ST_F_NF_LAST) ? e.netns : 0) // the text says whether netns was bracketed
         case .consume:
             simple = SimpleKey(probe: e.probe, a: e.args.free.location, b: 0)
         case .transmitted, .xdp:

@@ -1,5 +1,6 @@
 import GRDB
 import GRDBSQLite
+import SkbtrailBundle
 
 /// Which probes a bundle attached, to say what a rule's findings could not prove.
 public struct ProbeAvailability {
@@ -15,7 +16,7 @@ public struct ProbeAvailability {
     var netfilterError: String?
 
     init(_ connection: OpaquePointer) throws {
-        let rows = try RawStatement(connection, "SELECT name, kind, attached, error FROM bundle_probe")
+        let rows = try RawStatement(connection, "SELECT name, kind, attached, error, probe FROM bundle_probe")
         rows.run()
         while try rows.step() {
             let name = rows.text(0) ?? "", kind = rows.text(1) ?? ""
@@ -26,6 +27,8 @@ public struct ProbeAvailability {
             } else {
                 attached[name] = (attached[name] ?? false) || ok
                 if !ok, let e = rows.text(3) { errors[name] = e }
+                // a table's or chain's verdict (tier 3) names a netfilter drop's hook and table as a bracket does
+                if ok, let id = rows.optInt(4), ProbeTable.role(Int(id)) == .nfVerdict { netfilter = true }
             }
         }
     }

@@ -27,10 +27,11 @@ enum NatRewrites {
     static func of(_ records: [DecodedRecord]) -> [NatRewrite] {
         var rows: [NatRewrite] = []
         var prevBox: HeaderBox?
+        var prevIndex = -1
         for (i, r) in records.enumerated() {
             let box = r.hdr
             guard box.value.l3 == .ipv4 || box.value.l3 == .ipv6, !box.value.fragment else { continue }
-            defer { prevBox = box }
+            defer { prevBox = box; prevIndex = i }
             // the same bytes (most consecutive records): nothing was rewritten
             guard let pb = prevBox, pb !== box else { continue }
             let p = pb.value, h = box.value
@@ -50,6 +51,15 @@ enum NatRewrites {
                     ctReply = StepText.tuple(nf.ct_reply)
                     reply = KernelNames.isReply(ctinfo: nf.ctinfo)
                 }
+            } else if prevIndex >= 0, records[prevIndex].role == .nfVerdict,
+                      records[prevIndex].ev.args.fn.nf & UInt8(ST_FN_NF_HOOK.rawValue) != 0 {
+                // NAT applies the binding a nat chain made right after the chain returns (nf_nat_inet_fn):
+                // the record before the change is that chain's verdict (tier 3)
+                let fn = records[prevIndex].ev.args.fn
+                family = KernelNames.family(Int(fn.pf))
+                hook = KernelNames.hook(Int(fn.hook))
+                table = fn.nf & UInt8(ST_FN_NF_TABLE.rawValue) != 0 ? KernelNames.cString(fn.table)
+                    : fn.nf & UInt8(ST_FN_NF_PRIORITY.rawValue) != 0 ? KernelNames.tableAfter(bracket: Int(fn.bracket)) : nil
             }
             let suffix = reply ? " (reply: reverses the original direction's NAT)" : ""
             let ports = h.hasPorts

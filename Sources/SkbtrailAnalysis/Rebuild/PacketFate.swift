@@ -66,8 +66,12 @@ enum PacketFate {
                     stage = .delivered
                 case .transmitted:
                     if r[i].ev.args.dev.rc == 0 { stage = out.forwarded && stage == .forwarded ? .forwarded : .transmitted }
-                case .netfilter:
-                    switch KernelNames.Hook(rawValue: r[i].ev.args.nf.hook) {
+                case .netfilter, .nfVerdict:
+                    let isBracket = r[i].ev.role == .netfilter
+                    let fn = r[i].ev.args.fn
+                    // a table or chain that dropped the packet took it no further
+                    guard isBracket || (fn.nf & UInt8(ST_FN_NF_HOOK.rawValue) != 0 && fn.ret & Int64(ST_NF_VERDICT_MASK) != Int64(ST_NF_DROP)) else { break }
+                    switch KernelNames.Hook(rawValue: isBracket ? r[i].ev.args.nf.hook : fn.hook) {
                     case .localIn?: stage = .delivered
                     case .forward?: stage = .forwarded; out.forwarded = true
                     default: break
@@ -91,7 +95,21 @@ enum PacketFate {
                     out.dropReasonName = name
                     out.dropLocation = free.args.free.location
                     out.dropSymbol = names.symbolText(free.args.free.location)
-                    if droppedInNetfilter(free, reasonName: name), names.bracketed(free.netns)
+                    if free.has(ST_F_NF_FN), free.has(ST_F_NF_LAST) {
+                        // a table's or chain's DROP verdict (tier 3): its record names the table
+                        out.nfFamily = KernelNames.family(Int(free.args.free.nf_pf))
+                        out.nfHook = KernelNames.hook(Int(free.args.free.nf_hook))
+                        // freed inside the chain (it names itself), or after the verdict of one
+                        let known = free.args.free.nf_fn
+                        out.nfTable = known & UInt8(ST_FN_NF_TABLE.rawValue) != 0
+                            ? KernelNames.cString(free.args.free.nf_table)
+                            : verdictTable(records, before: freeIndex)
+                                ?? (known & UInt8(ST_FN_NF_PRIORITY.rawValue) != 0 ? KernelNames.tableAfter(bracket: Int(free.args.free.nf_bracket)) : nil)
+                        if names.dropReason.isEmpty {
+                            // a kernel without drop reasons (before 5.17): the table's DROP verdict says it
+                            out.dropReasonName = "NETFILTER_DROP"
+                        }
+                    } else if droppedInNetfilter(free, reasonName: name), names.bracketed(free.netns)
                         && bracketNetns(records, before: freeIndex).map({ free.netns == 0 || $0 == free.netns }) ?? true {
                         out.nfFamily = KernelNames.family(Int(free.args.free.nf_pf))
                         out.nfHook = KernelNames.hook(Int(free.args.free.nf_hook))
@@ -133,6 +151,20 @@ enum PacketFate {
         var i = index - 1
         while i >= 0 {
             if ProbeTable.role(Int(records[i].ev.probe)) == .netfilter { return records[i].ev.netns }
+            i -= 1
+        }
+        return nil
+    }
+
+    /// The table of the last DROP verdict recorded before `index` (ipt_do_table, nft_do_chain), when its
+    /// record has the name.
+    static func verdictTable(_ records: [DecodedRecord], before index: Int) -> String? {
+        var i = index - 1
+        while i >= 0 {
+            let e = records[i].ev
+            if e.role == .nfVerdict && e.args.fn.ret & Int64(ST_NF_VERDICT_MASK) == Int64(ST_NF_DROP) {
+                return e.args.fn.nf & UInt8(ST_FN_NF_TABLE.rawValue) != 0 ? KernelNames.cString(e.args.fn.table) : nil
+            }
             i -= 1
         }
         return nil

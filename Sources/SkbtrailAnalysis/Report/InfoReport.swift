@@ -126,7 +126,12 @@ extension AnalysisDatabase {
         let attached = probes.filter { $0.flag("attached") }
         let failed = probes.filter { !$0.flag("attached") }
         let nfAttached = attached.filter { $0.text("kind") == "netfilter" }.count
-        out += "\nprobes: \(attached.count) attached (\(attached.count - nfAttached) tracepoints, \(nfAttached) netfilter brackets), \(failed.count) not attached\n"
+        let functions = attached.filter { ["fexit", "kretprobe"].contains($0.text("kind")) }
+        var kinds = "\(attached.count - nfAttached - functions.count) tracepoints, \(nfAttached) netfilter brackets"
+        if !functions.isEmpty {
+            kinds += ", \(functions.count) kernel functions (" + functions.map { "\($0.optText("name") ?? "?") by \($0.text("kind"))" }.joined(separator: ", ") + ")"
+        }
+        out += "\nprobes: \(attached.count) attached (\(kinds)), \(failed.count) not attached\n"
         if !failed.isEmpty {
             // the same error for many attach points is said once
             var byError: [(String, [String])] = []

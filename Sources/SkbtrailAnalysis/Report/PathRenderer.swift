@@ -165,7 +165,8 @@ struct PathRenderer {
         case "dropped":
             var s = "dropped: \(dropReason ?? "?") at \(dropSymbol ?? "?")"
             if let hook = nfHook {
-                s += " (netfilter \(nfFamily ?? "") \(hook), \(KernelNames.tablePhrase(nfTable ?? "")))"
+                // the table is unknown where a chain's function had no names (5.10: no module BTF)
+                s += " (netfilter \(nfFamily ?? "") \(hook)" + (nfTable.map { ", " + KernelNames.tablePhrase($0) } ?? "") + ")"
             }
             return s
         case "incomplete":

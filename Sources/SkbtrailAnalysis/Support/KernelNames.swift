@@ -1,5 +1,6 @@
 import Foundation
 import SkbtrailBundle
+import SkbtrailEvents
 
 /// Names for the kernel numbers that appear in records (probe ids, netfilter hooks, TCP states).
 public enum KernelNames {
@@ -42,6 +43,21 @@ public enum KernelNames {
     /// bracket table of events.h.
     public static func tableAfter(bracket b: Int) -> String {
         b >= 0 && b < NetfilterBrackets.count ? NetfilterBrackets.tablesAfter[b] : "bracket \(b)"
+    }
+
+    /// A netfilter verdict (NF_DROP .. NF_STOP), with the errno of NF_DROP_ERR in its upper bits.
+    public static func nfVerdict(_ ret: Int64) -> String {
+        let names = ["DROP", "ACCEPT", "STOLEN", "QUEUE", "REPEAT", "STOP"]
+        let v = Int(ret & Int64(ST_NF_VERDICT_MASK))
+        var s = v < names.count ? names[v] : "verdict \(v)"
+        let err = Int(UInt32(truncatingIfNeeded: ret) >> 16)
+        if v == Int(ST_NF_DROP) && err != 0 { s += " (errno \(err))" }
+        return s
+    }
+
+    /// The text of a NUL-terminated fixed-size char array of a record (a table or chain name).
+    public static func cString<T>(_ chars: T) -> String {
+        withUnsafeBytes(of: chars) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
     /// "filter table", or the name itself where it is not a table ("after priority 150").
