@@ -88,5 +88,9 @@ for n in 1000000 "$events"; do
     read -r s m < <(measure sql2-$n "$bin/skbtrail" sql "$bundle" \
         "SELECT probe_name, count(*) FROM event GROUP BY 1 ORDER BY 2 DESC")
     printf '%-10s %-30s %10.2f %12s %10.0f\n' "$total" "sql: events by probe" "$s" "-" "$(echo "$m / 1024" | bc -l)"
+    # probe_name LIKE is served from the probe names (ev's plan 4), as rule netfilter-path uses it
+    read -r s m < <(measure sql3-$n "$bin/skbtrail" sql "$bundle" \
+        "SELECT nf_hook, count(*) FROM event WHERE probe_name LIKE 'nf:%' GROUP BY 1 ORDER BY 2 DESC")
+    printf '%-10s %-30s %10.2f %12s %10.0f\n' "$total" "sql: netfilter steps (LIKE)" "$s" "-" "$(echo "$m / 1024" | bc -l)"
     rm -rf "$work/cache-$n" "$bundle"
 done

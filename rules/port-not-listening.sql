@@ -5,12 +5,13 @@
 -- Multicast and broadcast datagrams without a listener are normal (rules/normal-free.sql). A packet that
 -- DNAT rewrote on its way is named with the address and port it had where it failed, and the rewrite
 -- (and the NAT rule whose counter rose) that brought it there.
+-- The answers (RST, ICMP) are looked up once by probe name (IN), not once per dropped packet (EXISTS).
 SELECT p.id AS packet_id, p.last_event AS event_id, 'ERROR' AS level, 'port-not-listening' AS code,
        'nothing listens on ' || p.proto || ' port ' || coalesce(n.after_dport, p.dport) || ' at ' || coalesce(n.after_daddr, p.daddr)
            || ' in netns ' || coalesce(p.netns_name, p.netns)
-           || CASE WHEN EXISTS (SELECT 1 FROM event e WHERE e.packet_id = p.id AND e.probe_name = 'tcp_send_reset')
+           || CASE WHEN p.id IN (SELECT e.packet_id FROM event e WHERE e.probe_name = 'tcp_send_reset')
                    THEN ': the kernel answered with a TCP RST (connection refused)'
-                   WHEN EXISTS (SELECT 1 FROM event e WHERE e.packet_id = p.id AND e.probe_name = 'icmp_send' AND e.detail LIKE 'type 3 code 3%')
+                   WHEN p.id IN (SELECT e.packet_id FROM event e WHERE e.probe_name = 'icmp_send' AND e.detail LIKE 'type 3 code 3%')
                    THEN ': the kernel answered with ICMP port unreachable'
                    ELSE '' END
            || CASE WHEN n.packet_id IS NOT NULL

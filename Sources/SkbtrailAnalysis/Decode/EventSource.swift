@@ -42,6 +42,8 @@ final class EventSource {
     private static let cacheSize = 24  // chunks of about 1 MiB of records, 1.5 MiB decoded
     private var idBlock: (block: Int, records: [UInt32])?
     private var probeNames: [Int: String] = [:]
+    /// The probe names of `ev_name`, read on first use.
+    private var allNames: [String]?
     /// The packets, for their records.
     private let packets: PacketSource
     /// Event records in all.
@@ -193,6 +195,20 @@ final class EventSource {
             ids += EventSource.words($0, 0)
         }
         return ids
+    }
+
+    /// The ids of the events at the probes whose names match `pattern`, ascending.
+    func ids(like pattern: LikePattern) throws -> [UInt32] {
+        if allNames == nil {
+            var names: [String] = []
+            try query("SELECT DISTINCT name FROM \(quoted("ev_name")) ORDER BY name") { s in
+                if let t = sqlite3_column_text(s, 0) { names.append(String(cString: t)) }
+            }
+            allNames = names
+        }
+        let lists = try (allNames ?? []).filter(pattern.matches).map { try ids(named: $0) }
+        // each name's ids ascend; the names' ids interleave
+        return lists.count == 1 ? lists[0] : lists.joined().sorted()
     }
 
     /// The name of the probe that wrote `e` (cached by attach point).

@@ -6,7 +6,8 @@ import SkbtrailEvents
 
 /// The `ev` virtual table (module `skbtrail_events`): one row per record, in time order, with the columns
 /// of `EventColumn`, served by an `EventSource` from the chunks of the analysis database. Ways in:
-/// by `id`, by `packet_id` (a packet's steps, in order), by `probe_name`, or every record in time order.
+/// by `id`, by `packet_id` (a packet's steps, in order), by `probe_name` (`=`, `IN` or `LIKE`), or every
+/// record in time order.
 final class EventTable: VirtualTable {
     static let moduleName = "skbtrail_events"
 
@@ -19,6 +20,10 @@ final class EventTable: VirtualTable {
         case packet = 2
         /// The records of one probe name, in id order.
         case name = 3
+        /// The records whose probe name matches a LIKE pattern, in id order. SQLite still checks the
+        /// pattern on each row (the constraint is not omitted), so `PRAGMA case_sensitive_like` and a
+        /// pattern this plan does not take (not text) stay SQLite's to decide.
+        case like = 4
     }
 
     private let connection: OpaquePointer
@@ -77,6 +82,13 @@ final class EventTable: VirtualTable {
             info.pointee.estimatedCost = 50_000
             info.pointee.estimatedRows = 20_000
             if VirtualTables.ordered(info, by: [col(.id)]) { info.pointee.orderByConsumed = 1 }
+        } else if let i = VirtualTables.constraint(info, column: col(.probe_name), op: SQLITE_INDEX_CONSTRAINT_LIKE) {
+            // only `x LIKE y` reaches here: SQLite does not offer LIKE with an ESCAPE to a virtual table
+            plan = .like
+            VirtualTables.use(info, i, omit: false)
+            info.pointee.estimatedCost = 100_000
+            info.pointee.estimatedRows = 50_000
+            if VirtualTables.ordered(info, by: [col(.id)]) { info.pointee.orderByConsumed = 1 }
         } else {
             info.pointee.estimatedCost = 1_000_000
             info.pointee.estimatedRows = 1_000_000
@@ -121,8 +133,28 @@ final class EventTable: VirtualTable {
                 if let name = VirtualTables.text(value) { list = try source.ids(named: name) }
                 listIsIDs = true
                 end = list.count
+            case .like:
+                if let pattern = likePattern(value) {
+                    list = try source.ids(like: pattern)
+                    listIsIDs = true
+                    end = list.count
+                } else if let value, sqlite3_value_type(value) == SQLITE_NULL {
+                    end = 0  // LIKE NULL matches nothing
+                } else {
+                    plan = .scan  // SQLite's like() decides on every record
+                    end = source.total
+                }
             }
             try load()
+        }
+
+        /// The pattern of a LIKE constraint, when this plan can match it as SQLite would: text, valid
+        /// UTF-8, and not so long that SQLite's like() refuses it (that error stays SQLite's to raise).
+        private func likePattern(_ value: OpaquePointer?) -> LikePattern? {
+            guard let value, sqlite3_value_type(value) == SQLITE_TEXT, let t = sqlite3_value_text(value) else { return nil }
+            guard sqlite3_value_bytes(value) <= sqlite3_limit(table.connection, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, -1) else { return nil }
+            let text = UnsafeRawPointer(t).assumingMemoryBound(to: CChar.self)
+            return String(validatingCString: text).map(LikePattern.init)
         }
 
         override func next() throws {

@@ -179,10 +179,10 @@ enum VirtualTables {
         return zip(orderBy, columns.suffix(orderBy.count)).allSatisfy { $0.desc == 0 && $0.iColumn == $1 }
     }
 
-    /// Uses constraint `i` as the filter's value, and tells SQLite it need not check it again.
-    static func use(_ info: UnsafeMutablePointer<sqlite3_index_info>, _ i: Int) {
+    /// Uses constraint `i` as the filter's value, and tells SQLite whether it need not check it again.
+    static func use(_ info: UnsafeMutablePointer<sqlite3_index_info>, _ i: Int, omit: Bool = true) {
         info.pointee.aConstraintUsage[i].argvIndex = 1
-        info.pointee.aConstraintUsage[i].omit = 1
+        info.pointee.aConstraintUsage[i].omit = omit ? 1 : 0
     }
 
     /// An integer argument, clamped to `range`, or nil when it is not an integer.

@@ -137,20 +137,28 @@ extension AnalysisDatabase {
                                         arguments: StatementArguments(args)) {
                 fates.append((row.text("fate"), Int(row.int("n"))))
             }
-            // per code: the level of its worst finding and the count, worst and most frequent first
+            // per code: the level of its worst finding and the count, worst and most frequent first; per
+            // level: the count. One pass over the findings in scope (finding a packet in scope is most of it).
             let scope = "(f.packet_id IS NULL OR f.packet_id IN (SELECT p.id FROM pkt p WHERE \(cond)))"
-            var codeList: [(code: String, level: String, count: Int)] = []
-            for row in try Row.fetchAll(db, sql: """
-                SELECT f.code, max(f.severity) AS severity, count(*) AS n FROM finding f WHERE \(scope)
-                GROUP BY f.code ORDER BY severity DESC, n DESC, f.code
-                """, arguments: StatementArguments(args)) {
-                codeList.append((row.text("code"), Finding.levelName(Int(row.int("severity"))), Int(row.int("n"))))
-            }
+            // keyed by bytes: GROUP BY compares bytes, a String key would merge canonically equal spellings
+            var byCode: [[UInt8]: (severity: Int, count: Int)] = [:]
             var levelCounts: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT f.level, count(*) AS n FROM finding f WHERE \(scope) GROUP BY f.level",
-                                        arguments: StatementArguments(args)) {
-                levelCounts[row.text("level")] = Int(row.int("n"))
+            for row in try Row.fetchAll(db, sql: """
+                SELECT f.code, f.level, max(f.severity) AS severity, count(*) AS n FROM finding f WHERE \(scope)
+                GROUP BY f.code, f.level
+                """, arguments: StatementArguments(args)) {
+                let n = Int(row.int("n")), severity = Int(row.int("severity"))
+                let code = Array(row.text("code").utf8)
+                let known = byCode[code] ?? (severity, 0)
+                byCode[code] = (max(known.severity, severity), known.count + n)
+                levelCounts[row.text("level"), default: 0] += n
             }
+            // ORDER BY severity DESC, n DESC, code (SQLite's BINARY collation: bytes)
+            let codeList: [(code: String, level: String, count: Int)] = byCode.sorted {
+                if $0.value.severity != $1.value.severity { return $0.value.severity > $1.value.severity }
+                if $0.value.count != $1.value.count { return $0.value.count > $1.value.count }
+                return $0.key.lexicographicallyPrecedes($1.key)
+            }.map { (String(decoding: $0.key, as: UTF8.self), Finding.levelName($0.value.severity), $0.value.count) }
 
             if options.json {
                 let rest = JSON.object([
