@@ -107,6 +107,7 @@ struct nf_last {
 	__u8 fn;       /* set by a netfilter function's DROP verdict (tier 3), not a bracket: its
 	                  enum st_fn_nf bits of hook and priority */
 	__u8 pad[4];
+	__u64 ts;      /* with fn: when the verdict was given */
 };
 
 struct {
@@ -123,6 +124,9 @@ struct fn_call {
 	__u16 pad[3];
 };
 
+/* A table runs for microseconds: a verdict or an entry older than this is not the current call's. */
+#define ST_FN_FREE_NS 10000000ULL
+
 /*
  * The netfilter functions running now, by skb, from their entry (fentry, kprobe) to their exit. A packet
  * freed inside one is named by its free record: nft_do_chain frees what its rules drop since 6.7
@@ -130,6 +134,8 @@ struct fn_call {
  */
 struct fn_running {
 	struct fn_call call;
+	__u64 task;   /* the task it runs in (a free inside it runs in it too) */
+	__u64 ts;     /* when it was entered */
 	__u8 freed;   /* kfree_skb saw the skb freed inside the function */
 	__u8 pad[7];
 };
@@ -684,12 +690,17 @@ static __always_inline int h_kfree_skb(__u64 *ctx, const bool btf)
 	__u32 zero = 0;
 	struct nf_last *last = bpf_map_lookup_elem(&nf_last_map, &zero);
 	if (last && last->skb == (__u64)skb) {
-		s->ev.flags |= ST_F_NF_LAST;
-		s->ev.args.free.nf_pf = last->pf;
-		s->ev.args.free.nf_hook = last->hook;
-		s->ev.args.free.nf_bracket = last->bracket;
-		if (last->fn) {
-			s->ev.flags |= ST_F_NF_FN;
+		/*
+		 * A bracket's, or a function's DROP verdict: nf_hook_slow frees the skb right after the
+		 * table returns, so an old verdict (a free not recorded, a task moved) is not this free's.
+		 * A function's sets ST_F_NF_FN alone: ST_F_NF_LAST means a bracket was passed.
+		 */
+		bool fresh = !last->fn || s->ev.ts - last->ts < ST_FN_FREE_NS;
+		if (fresh) {
+			s->ev.flags |= last->fn ? ST_F_NF_FN : ST_F_NF_LAST;
+			s->ev.args.free.nf_pf = last->pf;
+			s->ev.args.free.nf_hook = last->hook;
+			s->ev.args.free.nf_bracket = last->bracket;
 			s->ev.args.free.nf_fn = last->fn;
 		}
 		last->skb = 0;
@@ -1226,7 +1237,9 @@ static __always_inline int fn_nf_exit(const struct fn_call *c, __s64 ret)
 	bool freed = run && run->freed && run->call.probe == c->probe;
 	if (run)
 		bpf_map_delete_elem(&fn_running, &key);
-	if (freed) /* its free record named the function; the skb is gone */
+	/* freed inside (its free record named the function), or taken (NF_STOLEN: synproxy consumes
+	 * it, nft fwd transmits it, 6.7+ frees a dropped one): the skb may be gone, nothing to read */
+	if (freed || (ret & ST_NF_VERDICT_MASK) == ST_NF_STOLEN)
 		return 0;
 	if (local_ipc(false, skb))
 		return 0;
@@ -1256,6 +1269,7 @@ static __always_inline int fn_nf_exit(const struct fn_call *c, __s64 ret)
 			last->hook = a->hook;
 			last->bracket = a->bracket;
 			last->fn = a->nf & (ST_FN_NF_HOOK | ST_FN_NF_PRIORITY);
+			last->ts = s->ev.ts;
 		}
 	}
 	return finish(s);
@@ -1268,7 +1282,7 @@ static __always_inline void fn_enter(const struct fn_call *c)
 	if (!skb)
 		return;
 	__u64 key = (__u64)skb;
-	struct fn_running run = { .call = *c };
+	struct fn_running run = { .call = *c, .task = bpf_get_current_task(), .ts = bpf_ktime_get_boot_ns() };
 	bpf_map_update_elem(&fn_running, &key, &run, BPF_ANY);
 }
 
@@ -1279,6 +1293,16 @@ static __always_inline void fn_freed_inside(const struct sk_buff *skb, struct st
 	struct fn_running *run = bpf_map_lookup_elem(&fn_running, &key);
 	if (!run || run->freed)
 		return;
+	/*
+	 * An entry whose exit was missed (attached late, skipped by recursion protection, kretprobe
+	 * instances exhausted) must not name a later skb at this address: the free must run in the
+	 * function's task, soon after its entry, and where the kernel gives reasons, for netfilter.
+	 */
+	if (run->task != bpf_get_current_task() || ev->ts - run->ts > ST_FN_FREE_NS ||
+	    !netfilter_drop_reason(ev->args.free.reason)) {
+		bpf_map_delete_elem(&fn_running, &key);
+		return;
+	}
 	run->freed = 1;
 	struct st_args_fn a = {};
 	const struct nf_hook_state *state = NULL;
@@ -1286,7 +1310,7 @@ static __always_inline void fn_freed_inside(const struct sk_buff *skb, struct st
 	if (!(a.nf & ST_FN_NF_HOOK))
 		return;
 	struct st_args_free *f = &ev->args.free;
-	ev->flags |= ST_F_NF_LAST | ST_F_NF_FN;
+	ev->flags |= ST_F_NF_FN;
 	f->nf_pf = a.pf;
 	f->nf_hook = a.hook;
 	f->nf_bracket = a.bracket;

@@ -1,7 +1,7 @@
 -- id: netfilter-drop
 -- title: Dropped by netfilter (iptables/nftables): family, hook, table and chain, and the rule whose counter rose
 -- level: ERROR
--- needs: kfree_skb, netfilter
+-- needs: kfree_skb, netfilter-verdicts
 -- Evidence, strongest first: the dropping rules whose counters rose during the recording (view
 -- netfilter_drop_hit, from the start and end snapshots: family, table and chain from the rule itself,
 -- so a bridge-family drop is named as one); else the family, hook and table of the netfilter brackets the
@@ -75,12 +75,15 @@ SELECT id AS packet_id, last_event AS event_id, 'ERROR' AS level, 'netfilter-dro
                    WHEN candidates IS NOT NULL THEN 'rule(s) that could match: ' || candidates || '. '
                    ELSE 'no DROP/REJECT rule of that table and hook in the ruleset snapshot matches: the rules changed during the recording, or a jump target drops. ' END
               || 'Fix or remove the rule; see which one counts packets with: ' || coalesce(prefix, '(in the namespace with inode ' || netns || ', found with lsns -t net) ')
-              || CASE WHEN nft_only OR nf_table IS NULL OR nf_table LIKE 'after %' THEN 'nft list ruleset'
+              -- an nftables table's own name (from nft_do_chain) is no iptables table
+              || CASE WHEN nft_only OR nf_table IS NULL OR nf_table LIKE 'after %'
+                        OR substr(nf_table, 1, instr(nf_table || ' ', ' ') - 1) NOT IN ('filter', 'nat', 'mangle', 'raw', 'security')
+                      THEN 'nft list ruleset'
                       ELSE 'iptables -t ' || substr(nf_table, 1, instr(nf_table || ' ', ' ') - 1) || ' -L ' || coalesce(nf_hook, '') || ' -v -n --line-numbers' END
        END AS advice,
-       CASE WHEN NOT EXISTS (SELECT 1 FROM bundle_drop_reason) THEN 'inferred'
+       CASE WHEN coalesce(hit_n, 0) != 1 AND NOT EXISTS (SELECT 1 FROM bundle_drop_reason) THEN 'inferred'
             WHEN coalesce(hit_n, 0) != 1 AND (nf_hook IS NULL OR nf_table IS NULL OR nf_table LIKE 'after %') THEN 'inferred' END AS confidence,
-       CASE WHEN NOT EXISTS (SELECT 1 FROM bundle_drop_reason)
+       CASE WHEN coalesce(hit_n, 0) != 1 AND NOT EXISTS (SELECT 1 FROM bundle_drop_reason)
             THEN 'this kernel''s kfree_skb has no drop reason (kernel 5.17+ has): NETFILTER_DROP is inferred from a netfilter table''s DROP verdict (kernel-function probes)'
             WHEN coalesce(hit_n, 0) != 1 AND unrecorded THEN 'the namespace where it was dropped was not recorded: inferred from the drop reason NETFILTER_DROP only'
             WHEN coalesce(hit_n, 0) != 1 AND (nf_hook IS NULL OR nf_table IS NULL)

@@ -193,19 +193,20 @@ final class BPFSession {
             }
             return link
         }
-        // an entry program and an exit program, both or neither: fentry/fexit first, then the kprobe pair
+        // an entry program and an exit program, both or neither: fentry/fexit first, then the kprobe pair.
+        // The exit first: an entry without its exit would leave its call in fn_running.
         for (missing, programs, flavour, kind) in [(f.noFexit, f.fexitPrograms, "fexit", "fexit"),
                                                    (f.noKprobe, f.kprobePrograms, "kprobe", "kretprobe")] {
             if let why = missing {
                 failures.append("\(flavour): \(why)")
-            } else if let entry = attach(programs[0]) {
-                if let exit = attach(programs[1]) {
-                    links.append(contentsOf: [entry, exit])
+            } else if let exit = attach(programs[1]) {
+                if let entry = attach(programs[0]) {
+                    links.append(contentsOf: [exit, entry])
                     row.kind = kind
                     row.attached = true
                     return row
                 }
-                bpf_link__destroy(entry)
+                bpf_link__destroy(exit)
             }
         }
         row.error = failures.joined(separator: "; ")
@@ -336,7 +337,11 @@ final class BPFSession {
     /// A tracing program (fexit) refused with EPERM and no verifier log: the kernel does not permit BPF
     /// trampolines here (a lockdown or a sandbox), whatever the program does.
     static func refusesTracing(_ reason: String) -> Bool {
-        reason.contains("failed to load: -1")
+        // libbpf's "prog 'x': failed to load: -1" (1.1; "-EPERM" in newer ones), with no verifier log:
+        // exactly -1, not -13 (EACCES, the verifier's refusal) or -14
+        guard !reason.contains("BEGIN PROG LOAD LOG"), let range = reason.range(of: "failed to load: ") else { return false }
+        let code = reason[range.upperBound...].prefix { $0 == "-" || $0.isNumber || $0.isLetter }
+        return code == "-1" || code == "-EPERM"
     }
 
     /// The rejections after `program` was refused for `reason`: when the kernel refuses tracing programs,

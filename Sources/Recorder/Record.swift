@@ -52,7 +52,7 @@ struct Record: ParsableCommand {
     @Option(help: ArgumentHelp("Probe groups, tracepoints or kernel functions to attach, comma-separated (default: all). Groups: \(ProbeTable.groups.joined(separator: ", ")).", valueName: "LIST"))
     var probes: String?
 
-    @Option(help: ArgumentHelp("Probe groups or tracepoints not to attach, comma-separated.", valueName: "LIST"))
+    @Option(help: ArgumentHelp("Probe groups, tracepoints or kernel functions not to attach, comma-separated.", valueName: "LIST"))
     var excludeProbes: String?
 
     @Option(help: ArgumentHelp("Packet bytes to keep from the network header (64-256).", valueName: "BYTES"))

@@ -46,22 +46,18 @@ import Testing
             let path = s["path"] as String
             let named = Self.hasNames(kernel) ? (path.contains("filter/INPUT prio 0 = DROP") || path.contains("ipv4 INPUT, filter/INPUT)"))
                 : path.contains("nft_do_chain ipv4 INPUT = DROP")
+                    && path.contains("NETFILTER_DROP (inferred: this kernel has no drop reasons) at nf_hook_slow")
             #expect(named, "packet \(s["packet_id"] as Int): \(path)")
         }
-        // the diagnosis names the table and chain from the rule's counter, proven where the kernel says
-        // why it dropped, inferred where it cannot (5.10's kfree_skb has no reason)
+        // the diagnosis names the table and chain from the rule's counter, which proves it even where the
+        // kernel says no reason (5.10: the free's step says NETFILTER_DROP is inferred from the verdict)
         _ = try a.diagnose()
         let found = try rows(a, "SELECT message, confidence, inferred FROM finding WHERE code = 'netfilter-drop'")
         #expect(found.count == drops.count)
         for f in found {
             let message = f["message"] as String
             #expect(message.contains("filter table, INPUT chain") && message.contains(facts["server_ns"] ?? "?"), "\(message)")
-            if kernel == "5.10" {
-                #expect(f["confidence"] as String? == "inferred")
-                #expect((f["inferred"] as String?)?.contains("no drop reason") == true)
-            } else {
-                #expect(f["confidence"] as String? == "certain", "\(f["inferred"] as String? ?? "")")
-            }
+            #expect(f["confidence"] as String? == "certain", "\(f["inferred"] as String? ?? "")")
         }
         // the UDP datagram and the TCP connection got through
         let udp = try rows(a, "SELECT fate FROM packet WHERE proto = 'UDP' AND dport = \(facts["udp_port"] ?? "0")")

@@ -43,6 +43,17 @@ static __always_inline __u32 kfree_skb_reason(__u64 *ctx)
 	return 0;
 }
 
+/* The kernel's number for SKB_DROP_REASON_NETFILTER_DROP (5.19+): enum values differ by kernel. */
+enum skb_drop_reason___nf { SKB_DROP_REASON_NETFILTER_DROP = 1 };
+
+/* Whether `reason` can be a netfilter drop: it is NETFILTER_DROP, or the kernel gives no reasons. */
+static __always_inline bool netfilter_drop_reason(__u32 reason)
+{
+	if (!bpf_core_enum_value_exists(enum skb_drop_reason___nf, SKB_DROP_REASON_NETFILTER_DROP))
+		return true;
+	return reason == bpf_core_enum_value(enum skb_drop_reason___nf, SKB_DROP_REASON_NETFILTER_DROP);
+}
+
 /*
  * v6.10 ("net: udp: add IP/port data to the tracepoint udp/udp_fail_queue_rcv_skb") added the skb to
  * udp_fail_queue_rcv_skb; before it the tracepoint has (rc, sk) only, and a tp_btf program that reads a

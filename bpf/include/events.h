@@ -196,9 +196,10 @@ enum st_event_flags {
 	ST_F_SAME_BYTES = 8, /* no packet bytes: they equal those of this CPU's previous record of this skb */
 	ST_F_NESTED = 16,    /* written by a program that interrupted another on its CPU: its packet bytes
 	                        are its own and never the reference of a later ST_F_SAME_BYTES record */
-	ST_F_NF_FN = 32,     /* with ST_F_NF_LAST on a free: args.free.nf_* come from a netfilter function
-	                        (tier 3; nf_bracket from its priority), not a bracket: its DROP verdict, or
-	                        the function the skb was freed in (then nf_table and nf_chain name it) */
+	ST_F_NF_FN = 32,     /* on a free: args.free.nf_* come from a netfilter function (tier 3), its DROP
+	                        verdict or the function the skb was freed in (then nf_table and nf_chain name
+	                        it); nf_fn says which fields it knew (nf_bracket only with ST_FN_NF_PRIORITY).
+	                        ST_F_NF_LAST is set only where a bracket was passed as well */
 };
 
 /* A conntrack tuple as the kernel stores it (addresses and ports in network order). */
@@ -306,6 +307,7 @@ enum st_fn_nf {
 #define ST_NF_VERDICT_MASK 0xff
 #define ST_NF_DROP 0
 #define ST_NF_ACCEPT 1
+#define ST_NF_STOLEN 2
 
 /*
  * Arguments of kernel-function probes (tier 3), recorded at the function's exit: its return value and,

@@ -145,14 +145,16 @@ enum EventValues {
             case .nf_priority: if prio { int(ctx, Int(a.priority)) } else { sqlite3_result_null(ctx) }
             default: sqlite3_result_null(ctx)
             }
-        } else if e.role == .free && e.has(ST_F_NF_LAST) {
+        } else if e.role == .free && (e.has(ST_F_NF_LAST) || e.has(ST_F_NF_FN)) {
             let a = e.args.free
+            // a function's attribution knows a bracket only from a priority
+            let bracket = e.has(ST_F_NF_LAST) || a.nf_fn & UInt8(ST_FN_NF_PRIORITY.rawValue) != 0
             switch column {
             case .nf_family: int(ctx, Int(a.nf_pf))
             case .nf_hook: int(ctx, Int(a.nf_hook))
-            case .nf_bracket: int(ctx, Int(a.nf_bracket))
+            case .nf_bracket: if bracket { int(ctx, Int(a.nf_bracket)) } else { sqlite3_result_null(ctx) }
             case .nf_priority:
-                if let prio = NetfilterBrackets.priority(Int(a.nf_bracket)) { int(ctx, Int(prio)) } else { sqlite3_result_null(ctx) }
+                if bracket, let prio = NetfilterBrackets.priority(Int(a.nf_bracket)) { int(ctx, Int(prio)) } else { sqlite3_result_null(ctx) }
             default: sqlite3_result_null(ctx)
             }
         } else {

@@ -37,10 +37,10 @@ enum StepText {
                 return a.location == 0 ? "" : "at \(names.symbolText(a.location))"
             }
             // a kernel without drop reasons (before 5.17): a table's DROP verdict names it, as PacketFate does
-            let inferred = names.dropReason.isEmpty && e.has(ST_F_NF_FN) && e.has(ST_F_NF_LAST)
+            let inferred = names.dropReason.isEmpty && e.has(ST_F_NF_FN)
             let reason = inferred ? "NETFILTER_DROP (inferred: this kernel has no drop reasons)" : names.dropReasonName(a.reason)
             var s = "\(reason) at \(names.symbolText(a.location))"
-            if e.has(ST_F_NF_FN) && e.has(ST_F_NF_LAST) {
+            if e.has(ST_F_NF_FN) {
                 let inside = a.nf_fn & UInt8(ST_FN_NF_INSIDE.rawValue) != 0, place = freedIn(a)
                 s += " (netfilter \(KernelNames.family(Int(a.nf_pf))) \(KernelNames.hook(Int(a.nf_hook)))"
                     + (!inside ? ": the DROP verdict above)" : place.isEmpty ? ": freed inside the table)" : ", \(place))")

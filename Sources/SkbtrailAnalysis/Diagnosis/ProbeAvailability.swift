@@ -14,6 +14,8 @@ public struct ProbeAvailability {
     var errors: [String: String] = [:]
     var netfilter = false
     var netfilterError: String?
+    /// A table's or chain's function attached (tier 3): netfilter verdicts without brackets.
+    var verdictFunctions = false
 
     init(_ connection: OpaquePointer) throws {
         let rows = try RawStatement(connection, "SELECT name, kind, attached, error, probe FROM bundle_probe")
@@ -28,7 +30,7 @@ public struct ProbeAvailability {
                 attached[name] = (attached[name] ?? false) || ok
                 if !ok, let e = rows.text(3) { errors[name] = e }
                 // a table's or chain's verdict (tier 3) names a netfilter drop's hook and table as a bracket does
-                if ok, let id = rows.optInt(4), ProbeTable.role(Int(id)) == .nfVerdict { netfilter = true }
+                if ok, let id = rows.optInt(4), ProbeTable.role(Int(id)) == .nfVerdict { verdictFunctions = true }
             }
         }
     }
@@ -36,6 +38,11 @@ public struct ProbeAvailability {
     /// The needs of a rule this bundle cannot prove.
     func missing(_ needs: [String]) -> [Missing] {
         needs.compactMap { need in
+            if need == "netfilter-verdicts" {
+                if netfilter || verdictFunctions { return nil }
+                return Missing(need: "netfilter brackets or the tables' functions (ipt_do_table, nft_do_chain)", why: "were not attached"
+                               + (netfilterError.map { " (\($0))" } ?? ""))
+            }
             if need == "netfilter" {
                 if netfilter { return nil }
                 return Missing(need: "netfilter brackets", why: "were not attached" + (netfilterError.map { " (\($0))" } ?? ""))

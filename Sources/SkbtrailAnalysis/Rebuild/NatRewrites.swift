@@ -51,10 +51,10 @@ enum NatRewrites {
                     ctReply = StepText.tuple(nf.ct_reply)
                     reply = KernelNames.isReply(ctinfo: nf.ctinfo)
                 }
-            } else if prevIndex >= 0, records[prevIndex].role == .nfVerdict,
-                      records[prevIndex].ev.args.fn.nf & UInt8(ST_FN_NF_HOOK.rawValue) != 0 {
+            } else if prevIndex >= 0, records[prevIndex].role == .nfVerdict, isNatChain(records[prevIndex].ev.args.fn) {
                 // NAT applies the binding a nat chain made right after the chain returns (nf_nat_inet_fn):
-                // the record before the change is that chain's verdict (tier 3)
+                // the record before the change is that chain's verdict (tier 3). Only a connection's first
+                // packet runs the nat chains: later ones, and replies, are rewritten with no chain to name.
                 let fn = records[prevIndex].ev.args.fn
                 family = KernelNames.family(Int(fn.pf))
                 hook = KernelNames.hook(Int(fn.hook))
@@ -81,5 +81,14 @@ enum NatRewrites {
             }
         }
         return rows
+    }
+
+    /// Whether a table's or chain's verdict is a nat table's: by its name, else its priority (DNAT -100,
+    /// SNAT 100), else (no names nor priority: 5.10) a hook where NAT binds (all but FORWARD).
+    static func isNatChain(_ fn: st_args_fn) -> Bool {
+        guard fn.nf & UInt8(ST_FN_NF_HOOK.rawValue) != 0 else { return false }
+        if fn.nf & UInt8(ST_FN_NF_TABLE.rawValue) != 0 { return KernelNames.cString(fn.table) == "nat" }
+        if fn.nf & UInt8(ST_FN_NF_PRIORITY.rawValue) != 0 { return fn.priority == -100 || fn.priority == 100 }
+        return fn.hook != 2
     }
 }

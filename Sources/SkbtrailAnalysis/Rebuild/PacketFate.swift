@@ -70,7 +70,8 @@ enum PacketFate {
                     let isBracket = r[i].ev.role == .netfilter
                     let fn = r[i].ev.args.fn
                     // a table or chain that dropped the packet took it no further
-                    guard isBracket || (fn.nf & UInt8(ST_FN_NF_HOOK.rawValue) != 0 && fn.ret & Int64(ST_NF_VERDICT_MASK) != Int64(ST_NF_DROP)) else { break }
+                    // a table that let the packet on (ACCEPT) took it to its hook; DROP, STOLEN, QUEUE did not
+                    guard isBracket || (fn.nf & UInt8(ST_FN_NF_HOOK.rawValue) != 0 && fn.ret & Int64(ST_NF_VERDICT_MASK) == Int64(ST_NF_ACCEPT)) else { break }
                     switch KernelNames.Hook(rawValue: isBracket ? r[i].ev.args.nf.hook : fn.hook) {
                     case .localIn?: stage = .delivered
                     case .forward?: stage = .forwarded; out.forwarded = true
@@ -95,7 +96,7 @@ enum PacketFate {
                     out.dropReasonName = name
                     out.dropLocation = free.args.free.location
                     out.dropSymbol = names.symbolText(free.args.free.location)
-                    if free.has(ST_F_NF_FN), free.has(ST_F_NF_LAST) {
+                    if free.has(ST_F_NF_FN) {
                         // a table's or chain's DROP verdict (tier 3): its record names the table
                         out.nfFamily = KernelNames.family(Int(free.args.free.nf_pf))
                         out.nfHook = KernelNames.hook(Int(free.args.free.nf_hook))
