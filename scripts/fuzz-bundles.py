@@ -31,6 +31,7 @@ the kind and its index; `--replay` rebuilds it):
 Commands per bundle mutant, sequentially in one fresh SKBTRAIL_CACHE_DIR (so later commands read the
 cache the first one wrote), plus three with --no-cache: info, info --format json, drops, paths,
 paths --format json, paths --date, diag, diag --quiet --date, diag --format json, rules FILE, latency,
+pcap -o -, slice and redact into a file,
 tcp, sql FILE "SELECT count(*) FROM event", sql FILE "SELECT * FROM finding". sql and rules mutants run
 their query/rules, then check that the bundle is unchanged, no file appeared beside it, and the
 analysis still answers as before. TMPDIR points into the mutant's own directory.
@@ -93,6 +94,9 @@ FILE_COMMANDS = [
     ["tcp", "{B}"],
     ["sql", "{B}", "SELECT count(*) FROM event"],
     ["sql", "{B}", "SELECT * FROM finding"],
+    ["pcap", "{B}", "-o", "-"],
+    ["slice", "{B}", "--dropped", "-o", "{O}", "--force"],
+    ["redact", "{B}", "--key", "5a" * 32, "-o", "{O}", "--force"],
     ["info", "--no-cache", "{B}"],
     ["diag", "--no-cache", "--format", "json", "{B}"],
     ["sql", "--no-cache", "{B}", "SELECT count(*) FROM event"],
@@ -1279,7 +1283,8 @@ class Fuzzer:
         if only is not None:
             cmds = [cmds[i] for i in only if i < len(cmds)]
         for i, (template, stdin, check) in enumerate(cmds):
-            args = [bundle if a == "{B}" else a for a in template]
+            # {O}: a file the command writes (slice, redact), beside the mutant's own directory
+            args = [bundle if a == "{B}" else os.path.join(mdir, "out.skbt") if a == "{O}" else a for a in template]
             if hangs >= 2 or (self.deadline and time.monotonic() > self.deadline):
                 results.append({"args": args, "class": "SKIPPED", "reason": "after 2 hangs" if hangs >= 2 else "deadline"})
                 continue

@@ -5,6 +5,8 @@ set -euo pipefail
 
 PACKAGES=(libbpf-dev libelf-dev libsqlite3-dev libzstd-dev pkg-config bpftool iptables nftables iproute2
           iputils-ping tcpdump netcat-openbsd procps python3 sqlite3 zstd
+          # pcapng read back by the tests (skbtrail pcap)
+          tshark
           # the kernel matrix (scripts/kernels.sh): QEMU, the guest's busybox, modprobe for its modules
           qemu-system-x86 busybox-static kmod xz-utils)
 

@@ -10,7 +10,7 @@ struct Skbtrail: ParsableCommand {
         abstract: "Analyze a bundle recorded by skbtrail-record: packets, paths, clones, NAT, drops, SQL.",
         discussion: "The bundle is only ever read. Its decode is cached beside your other caches (SKBTRAIL_CACHE_DIR, XDG_CACHE_HOME/skbtrail or ~/.cache/skbtrail).",
         version: SkbtrailAnalysisVersion.version,
-        subcommands: [Info.self, Paths.self, Drops.self, Sql.self, Diag.self, Rules.self, Latency.self, TCP.self, Verify.self]
+        subcommands: [Info.self, Paths.self, Drops.self, Sql.self, Diag.self, Rules.self, Latency.self, TCP.self, Verify.self, Pcap.self, Slice.self, Redact.self]
     )
 }
 

@@ -127,4 +127,39 @@ public final class BundleWriter {
         }
         try db.close()
     }
+
+    /// Copies every table but `chunk` and `recording` from the bundle at `source` (format 1 or later):
+    /// the columns both have, row by row. For bundles made from another (`skbtrail slice`, `redact`).
+    public func copyMetadata(from source: String) throws {
+        try db.writeWithoutTransaction { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS src", arguments: [source])
+            defer { try? db.execute(sql: "DETACH DATABASE src") }
+            try db.inTransaction {
+                let tables = try String.fetchAll(db, sql: "SELECT name FROM src.sqlite_master WHERE type = 'table' AND name NOT IN ('chunk', 'recording') AND name NOT LIKE 'sqlite_%'")
+                for table in tables {
+                    let mine = try Set(Row.fetchAll(db, sql: "PRAGMA main.table_info(\"\(table)\")").compactMap { $0["name"] as String? })
+                    guard !mine.isEmpty else { continue }
+                    let theirs = try Row.fetchAll(db, sql: "PRAGMA src.table_info(\"\(table)\")").compactMap { $0["name"] as String? }
+                    let columns = theirs.filter { mine.contains($0) }.map { "\"\($0)\"" }.joined(separator: ", ")
+                    guard !columns.isEmpty else { continue }
+                    try db.execute(sql: "INSERT OR IGNORE INTO main.\"\(table)\" (\(columns)) SELECT \(columns) FROM src.\"\(table)\"")
+                }
+                return .commit
+            }
+        }
+    }
+
+    /// Runs `body` on the bundle in one transaction (to rewrite the copied metadata).
+    public func write(_ body: (Database) throws -> Void) throws {
+        try db.write(body)
+    }
+
+    /// Makes the file self-contained (no -wal beside it) without touching the recording's end.
+    public func close() throws {
+        try db.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            try db.execute(sql: "PRAGMA journal_mode = DELETE")
+        }
+        try db.close()
+    }
 }

@@ -12,8 +12,14 @@ public enum BundleFormat {
     /// The byte order of this machine as `recording.byte_order` names it: records are in the recording
     /// machine's order.
     public static var hostByteOrder: String { 1.littleEndian == 1 ? "little" : "big" }
-    /// The SQL that creates a bundle of `version`, from schema/bundle/.
+    /// The SQL that creates a bundle of `version`, from schema/bundle/: v1.sql and each upgrade after it.
     public static func schemaSQL(version: Int) -> String? {
-        EmbeddedSchema.files["bundle/v\(version).sql"]
+        guard version >= 1 else { return nil }
+        var sql = ""
+        for v in 1...version {
+            guard let step = EmbeddedSchema.files["bundle/v\(v).sql"] else { return nil }
+            sql += step + "\n"
+        }
+        return sql
     }
 }

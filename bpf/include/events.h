@@ -31,7 +31,7 @@ typedef int64_t __s64;
 #endif
 
 /* Bundle format version this header describes. */
-#define ST_FORMAT_VERSION 1
+#define ST_FORMAT_VERSION 2
 
 /* Default and largest number of packet bytes captured from the network header. */
 #define ST_SNAPLEN_DEFAULT 128

@@ -38,6 +38,8 @@ CREATE TABLE bundle_address (
 CREATE TABLE bundle_snapshot (id INTEGER PRIMARY KEY, netns INTEGER, phase TEXT, source TEXT, content TEXT);
 CREATE TABLE bundle_sysctl (netns INTEGER, name TEXT, value TEXT, PRIMARY KEY (netns, name));
 CREATE TABLE bundle_lost (cpu INTEGER PRIMARY KEY, events INTEGER);
+CREATE TABLE bundle_provenance (id INTEGER PRIMARY KEY, kind TEXT, created_unix_ns INTEGER, tool_version TEXT,
+                                source_uuid TEXT, source_records INTEGER, records INTEGER, detail TEXT);
 
 -- The kernel's counters in the start and end snapshots, parsed at decode (Decode/CounterSamples.swift);
 -- the view counter_delta pairs them. kind 'snmp': `name` as nstat names it (TcpExtListenOverflows,

@@ -92,6 +92,10 @@ LEFT JOIN bundle_interface i ON i.netns = x.netns AND i.ifindex = x.ifindex;
 CREATE VIEW lost AS
 SELECT cpu, events FROM bundle_lost;
 
+-- How this bundle was made from another (skbtrail slice, skbtrail redact): one row per step, oldest first.
+CREATE VIEW provenance AS
+SELECT id, kind, created_unix_ns, tool_version, source_uuid, source_records, records, detail FROM bundle_provenance;
+
 -- The kernel's counters that changed during the recording, per namespace: the end snapshot's value
 -- minus the start's (a namespace, rule or counter present in only one of them is left out). kind 'snmp'
 -- (name: TcpExtListenOverflows, UdpRcvbufErrors, Ip6InNoRoutes, ... as nstat names them), 'iptables' and

@@ -54,7 +54,7 @@ final class EventTable: VirtualTable {
 
     /// The module: its columns, and a table for each schema that declares one.
     final class Module: VirtualTableKind {
-        private static let columns = "CREATE TABLE x(" + EventColumn.allCases.map { String(describing: $0) }.joined(separator: ", ") + ")"
+        private static let columns = "CREATE TABLE x(" + EventColumn.allCases.map { $0 == .data ? "data HIDDEN" : String(describing: $0) }.joined(separator: ", ") + ")"
         override var declaration: String { Module.columns }
         override func table(connection: OpaquePointer, schema: String) -> VirtualTable {
             EventTable(connection: connection, schema: schema)

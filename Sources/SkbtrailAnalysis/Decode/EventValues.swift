@@ -14,6 +14,8 @@ enum EventColumn: Int32, TableColumns {
     case nf_family, nf_hook, nf_bracket, nf_priority, nf_in_ifindex, nf_out_ifindex, ct_info, ct_status, ct_mark, ct_orig
     case ct_reply
     case rc, sk, sk_state, sk_oldstate, detail
+    /// The packet bytes from the network header, as recorded (a HIDDEN column: `SELECT *` leaves it out).
+    case data
 }
 
 /// The value of each `ev` column for a record, computed when SQLite asks for it.
@@ -86,6 +88,12 @@ enum EventValues {
             default: if e.probeID == ST_P_INET_SOCK_SET_STATE { int(ctx, Int(s.oldstate)) } else { sqlite3_result_null(ctx) }
             }
         case .detail: text(ctx, source.detail(e))
+        case .data:
+            let r = chunk.ranges[i]
+            guard r.count > 0, e.l3_from != 0 else { sqlite3_result_null(ctx); return }
+            chunk.bytes.withUnsafeBytes { raw in
+                sqlite3_result_blob(ctx, raw.baseAddress! + r.start, Int32(r.count), SQLITE_TRANSIENT_VALUE)
+            }
         }
     }
 

@@ -19,6 +19,9 @@ extension AnalysisDatabase {
             try Row.fetchAll(db, sql: "SELECT probe, family, hook, name, events FROM probe_events ORDER BY probe, family, hook")
         }
         let events: Int64 = counts.reduce(0) { $0 &+ $1.int("events") }
+        let provenance = try reader.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, created_unix_ns, tool_version, source_uuid, source_records, records, detail FROM provenance ORDER BY id")
+        }
         let unknown = try reader.read { try Int64.fetchOne($0, sql: "SELECT unknown_records FROM recording") } ?? 0
         let packets = try reader.read { try Int64.fetchOne($0, sql: "SELECT packets FROM recording") } ?? 0
         let startUnix = r.startedNs &+ r.bootToUnixNs
@@ -52,6 +55,12 @@ extension AnalysisDatabase {
                 ("unknown_records", .int(unknown)),
                 ("lost_events", .int(lostTotal)),
                 ("damage", .array(damage.map { .string($0) })),
+                ("provenance", .array(provenance.map { p in
+                    .object([("kind", .string(p.text("kind"))), ("created_unix_ns", .opt(p.optInt("created_unix_ns"))),
+                             ("tool_version", .string(p.text("tool_version"))), ("source_uuid", .string(p.text("source_uuid"))),
+                             ("source_records", .opt(p.optInt("source_records"))), ("records", .opt(p.optInt("records"))),
+                             ("detail", .string(p.text("detail")))])
+                })),
                 ("lost_per_cpu", .object(lost.map { ("\($0.key)", .int($0.value)) })),
                 ("chunks", .int(Int64(chunks.count))),
                 ("raw_bytes", .int(raw)),
@@ -98,6 +107,12 @@ extension AnalysisDatabase {
             line("lost", "none")
         }
         for d in damage { line("damaged", d) }
+        for p in provenance {
+            line(p.text("kind") == "redact" ? "redacted" : "sliced",
+                 "from recording \(p.text("source_uuid")) by skbtrail \(p.text("tool_version")) at "
+                 + TextLayout.wallClock(unixNs: p.optInt("created_unix_ns") ?? 0)
+                 + ": \(p.optInt("records") ?? 0) of \(p.optInt("source_records") ?? 0) records; \(p.text("detail"))")
+        }
         let ratio = stored > 0 ? String(format: "%.1fx", Double(raw) / Double(stored)) : "-"
         let perEvent = events > 0 ? String(format: "%.1f", Double(stored) / Double(events)) : "-"
         line("size", "raw \(TextLayout.bytes(raw)), stored \(TextLayout.bytes(stored)) (\(ratio)), \(perEvent) bytes/event")

@@ -318,4 +318,35 @@ extension Row {
 
     /// Column `c` as a flag: a non-zero integer.
     public func flag(_ c: String) -> Bool { (optInt(c) ?? 0) != 0 }
+
+    /// The column at index `i` (of the SELECT), as `optInt(_:)`, `optText(_:)` read a named one.
+    public func optInt(_ i: Int) -> Int64? {
+        guard i < count else { return nil }
+        switch (self[i] as DatabaseValue? ?? .null).storage {
+        case .int64(let v): return v
+        case .double(let d): return d.isNaN ? nil : (Int64(exactly: d.rounded()) ?? (d < 0 ? .min : .max))
+        default: return nil
+        }
+    }
+
+    public func optText(_ i: Int) -> String? {
+        guard i < count else { return nil }
+        switch (self[i] as DatabaseValue? ?? .null).storage {
+        case .string(let s): return s
+        case .int64(let v): return String(v)
+        case .double(let d): return String(d)
+        case .blob(let b): return String(decoding: b, as: UTF8.self)
+        case .null: return nil
+        }
+    }
+
+    /// The column at index `i` as bytes: a blob's, or text's UTF-8; nil for NULL or a number.
+    public func optBlob(_ i: Int) -> [UInt8]? {
+        guard i < count else { return nil }
+        switch (self[i] as DatabaseValue? ?? .null).storage {
+        case .blob(let b): return [UInt8](b)
+        case .string(let s): return Array(s.utf8)
+        default: return nil
+        }
+    }
 }
