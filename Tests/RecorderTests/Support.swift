@@ -91,10 +91,15 @@ func analyzerPath() throws -> String {
 }
 
 /// A unique short tag for names of namespaces and interfaces (interface names are at most 15 bytes).
+/// Suites run in parallel, so the counter is taken under a lock; the "t" keeps "pid 1303, 22" apart from
+/// "pid 13032, 2".
 func uniqueTag() -> String {
-    enum Counter { nonisolated(unsafe) static var next = 0 }
-    Counter.next += 1
-    return "rt\(getpid() % 100_000)\(Counter.next)"
+    enum Counter {
+        static let lock = NSLock()
+        nonisolated(unsafe) static var next = 0
+    }
+    let n = Counter.lock.withLock { Counter.next += 1; return Counter.next }
+    return "rt\(getpid() % 100_000)t\(n)"
 }
 
 /// A temporary directory for bundles, removed by the caller's `defer`.
