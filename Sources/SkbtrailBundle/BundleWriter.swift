@@ -57,7 +57,7 @@ public final class BundleWriter {
         try db.write { db in
             try db.execute(
                 sql: "INSERT INTO chunk (first_ts, last_ts, records, raw_size, codec, data) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [Int64(bitPattern: firstTs), Int64(bitPattern: max(lastTs, firstTs)), count, bytes.count, codec, data])
+                arguments: [Int64(bitPattern: firstTs), max(Int64(bitPattern: lastTs), Int64(bitPattern: firstTs)), count, bytes.count, codec, data])
         }
         chunks += 1
         records += count

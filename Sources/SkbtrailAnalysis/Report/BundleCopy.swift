@@ -150,7 +150,8 @@ struct SocketKey: Hashable {
 struct RecordBatch {
     private(set) var bytes: [UInt8] = []
     private var count = 0
-    private var firstTs = UInt64.max, lastTs: UInt64 = 0
+    /// As the chunk table stores them: signed (a damaged record's time may be past Int64.max).
+    private var firstTs = Int64.max, lastTs = Int64.min
 
     mutating func append(_ e: inout st_event, _ packet: [UInt8]) {
         let eventSize = BundleFormat.eventSize
@@ -162,17 +163,17 @@ struct RecordBatch {
         bytes += packet
         bytes += [UInt8](repeating: 0, count: padded - packet.count)
         count += 1
-        firstTs = min(firstTs, e.ts)
-        lastTs = max(lastTs, e.ts)
+        firstTs = min(firstTs, Int64(bitPattern: e.ts))
+        lastTs = max(lastTs, Int64(bitPattern: e.ts))
     }
 
     mutating func flush(into writer: BundleWriter) throws {
         guard count > 0 else { return }
-        try bytes.withUnsafeBytes { try writer.appendChunk($0, records: count, firstTs: firstTs, lastTs: lastTs) }
+        try bytes.withUnsafeBytes { try writer.appendChunk($0, records: count, firstTs: UInt64(bitPattern: firstTs), lastTs: UInt64(bitPattern: lastTs)) }
         bytes.removeAll(keepingCapacity: true)
         count = 0
         firstTs = .max
-        lastTs = 0
+        lastTs = .min
     }
 }
 
