@@ -74,6 +74,7 @@ let package = Package(
             name: "Analyzer",
             dependencies: [
                 "SkbtrailAnalysis",
+                "SkbtrailBundle",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

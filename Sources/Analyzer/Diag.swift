@@ -13,24 +13,29 @@ struct Diag: ParsableCommand {
             """)
 
     @OptionGroup var bundle: BundleOptions
-    @OptionGroup var filters: FilterOptions
+    @OptionGroup(title: "Filters") var filters: FilterOptions
     @OptionGroup var limits: LimitOptions
     @Flag(name: [.customShort("q"), .long], help: "Only packets with a WARN or ERROR finding (nettrace's diag-quiet).") var quiet = false
-    @Option(help: "A directory of extra rule files (*.sql, see docs/rules.md); a rule with a built-in id replaces it.") var rules: String?
-    @Flag(help: "Wall-clock (UTC) times instead of times relative to the packet's first step.") var date = false
-    @Option(help: "Output format: text, or json (one document).") var format: OutputFormat = .text
+    @Option(help: ArgumentHelp("Extra rules: a directory of rule files (*.sql) or one file (see docs/rules.md); a rule with a built-in id replaces it.", valueName: "PATH"))
+    var rules: String?
+    @Flag(help: "Wall-clock times (UTC, ISO 8601) instead of seconds since the packet's first step.") var date = false
+    @Option(help: ArgumentHelp("Output format: text, json (one document: packets, findings, summary) or jsonl (an object per packet per line, then one with the findings and summary).", valueName: "FORMAT"))
+    var format: OutputFormat = .text
+    @OptionGroup(title: "Terminal") var terminal: TerminalOptions
 
-    func validate() throws { try format.require([.text, .json]) }
+    func validate() throws { try format.require([.text, .json, .jsonl]) }
 
     func run() throws {
-        try streaming { sink in
+        TerminalOutput.options = terminal
+        try streaming(text: format == .text) { sink in
             let analysis = try bundle.open()
             let diagnosis = try analysis.diagnose(userRules: rules, limits: try limits.limits())
-            for e in diagnosis.errors where format == .json {
+            for e in diagnosis.errors where format.isJSON {
                 FileHandle.standardError.write(Data("rule error: \(e.description)\n".utf8))
             }
-            try analysis.diagReport(diagnosis, filter: filters.filter,
-                                    options: DiagOptions(quiet: quiet, json: format == .json, date: date), to: sink)
+            var o = DiagOptions(quiet: quiet, json: format.isJSON, date: date)
+            o.jsonLines = format == .jsonl
+            try analysis.diagReport(diagnosis, filter: filters.filter, options: o, to: sink)
         }
     }
 }
@@ -41,17 +46,21 @@ struct Rules: ParsableCommand {
         abstract: "List the diagnosis rules (id, level, needs, title); with a FILE, whether its probes prove each rule and what it found.")
 
     @Argument(help: "A bundle (.skbt): check the rules against it.") var file: String?
-    @Option(help: "A directory of extra rule files (*.sql); broken ones are reported by file and line.") var rules: String?
+    @Option(help: ArgumentHelp("Extra rules: a directory of rule files (*.sql) or one file; a broken one is reported by file and line, with the reason.", valueName: "PATH"))
+    var rules: String?
     @Flag(name: .customLong("no-cache"), help: "Decode into a temporary file instead of the cache.") var noCache = false
     @OptionGroup var limits: LimitOptions
-    @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+    @Option(help: ArgumentHelp("Output format: text, json (one document) or jsonl (the same, on one line).", valueName: "FORMAT"))
+    var format: OutputFormat = .text
+    @OptionGroup(title: "Terminal") var terminal: TerminalOptions
 
-    func validate() throws { try format.require([.text, .json]) }
+    func validate() throws { try format.require([.text, .json, .jsonl]) }
 
     func run() throws {
-        try reporting {
+        TerminalOutput.options = terminal
+        try reporting(text: format == .text) {
             let analysis = try file.map { try AnalysisDatabase(bundlePath: $0, cache: noCache ? .none : .auto) }
-            return try Diagnosis.rulesReport(userDirectory: rules, analysis: analysis, json: format == .json, limits: try limits.limits())
+            return try Diagnosis.rulesReport(userDirectory: rules, analysis: analysis, json: format.isJSON, limits: try limits.limits())
         }
     }
 }

@@ -15,30 +15,33 @@ struct Latency: ParsableCommand {
             """)
 
     @OptionGroup var bundle: BundleOptions
-    @OptionGroup var filters: FilterOptions
-    @Option(help: "Measure from the first step at this probe.") var from: String?
-    @Option(help: "...to the next step at this probe.") var to: String?
-    @Option(help: "List only packets that took at least this long: 5ms, 200us, 1.5s, 800ns (a bare number is µs).")
+    @OptionGroup(title: "Filters (--limit: packets listed, 50 unless given)") var filters: FilterOptions
+    @Option(help: ArgumentHelp("Measure from the first step at this probe.", valueName: "PROBE")) var from: String?
+    @Option(help: ArgumentHelp("...to the next step at this probe.", valueName: "PROBE")) var to: String?
+    @Option(help: ArgumentHelp("List only packets that took at least this long: 5ms, 200us, 1.5s, 800ns (a bare number is seconds).", valueName: "TIME"))
     var min: String?
-    @Option(help: "At most this many packets listed (0: all).") var limit = 50
     @Flag(help: "Only the statistics, the histogram and the slowest hops; no packet list.") var summary = false
-    @Option(help: "Output format: text, or json (one object).") var format: OutputFormat = .text
+    @Option(help: ArgumentHelp("Output format: text, json (one document) or jsonl (the same, on one line).", valueName: "FORMAT"))
+    var format: OutputFormat = .text
+    @OptionGroup(title: "Terminal") var terminal: TerminalOptions
 
     func validate() throws {
-        try format.require([.text, .json])
+        try format.require([.text, .json, .jsonl])
         if (from == nil) != (to == nil) {
             throw ValidationError("give both --from and --to (the two steps to measure between), or neither to measure each packet's lifetime.")
         }
         if let min, Duration.parse(min) == nil {
-            throw ValidationError("--min \(min) is not a duration: write it as 5ms, 200us, 1.5s or 800ns.")
+            throw ValidationError("--min \(min) is not a duration: write it as 5ms, 200us, 1.5s or 800ns (a bare number is seconds).")
         }
-        if limit < 0 { throw ValidationError("--limit \(limit): give 0 (all) or a positive number.") }
     }
 
     func run() throws {
+        TerminalOutput.options = terminal
         var o = LatencyOptions()
-        o.from = from; o.to = to; o.minNs = min.flatMap(Duration.parse); o.limit = limit
-        o.summaryOnly = summary; o.json = format == .json
-        try reporting { try bundle.open().latencyReport(filter: filters.filter, options: o) }
+        o.from = from; o.to = to; o.minNs = min.flatMap(Duration.parse); o.limit = filters.limit ?? 50
+        o.summaryOnly = summary; o.json = format.isJSON
+        var f = filters.filter
+        f.limit = nil  // the list's length, not a selection
+        try reporting(text: format == .text) { try bundle.open().latencyReport(filter: f, options: o) }
     }
 }

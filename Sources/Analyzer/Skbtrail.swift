@@ -1,10 +1,32 @@
 import ArgumentParser
 import Foundation
 import SkbtrailAnalysis
+import SkbtrailBundle
 
 /// `skbtrail`: reads a bundle written by skbtrail-record, on any machine, without BPF or root.
 @main
 struct Skbtrail: ParsableCommand {
+    /// Parses the command line after `sqlQueryArguments`.
+    static func main() {
+        main(sqlQueryArguments(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// A query that begins with a comment ("-- why\nSELECT ...") looks like an option to the parser: after
+    /// `sql`, an argument that starts with "--" and then a space, or holds a line break, is the query.
+    static func sqlQueryArguments(_ args: [String]) -> [String] {
+        guard let i = args.firstIndex(of: "sql") else { return args }
+        var out = args
+        for j in (i + 1)..<args.count {
+            let a = args[j]
+            if a == "--" { break }
+            let third = a.dropFirst(2).first
+            if a.hasPrefix("--"), third == " " || third == "\t" || third == "\n" || a.contains("\n") {
+                out[j] = "--query-text=" + a
+            }
+        }
+        return out
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "skbtrail",
         abstract: "Analyze a bundle recorded by skbtrail-record: packets, paths, clones, NAT, drops, SQL.",
@@ -35,16 +57,21 @@ struct BundleOptions: ParsableArguments {
 }
 
 /// Runs `body` and turns an error into `error: <sentence>` on stderr and exit status 1.
-func reporting(_ body: () throws -> String) throws {
-    try streaming { $0.append(try body()) }
+func reporting(text: Bool = false, _ body: () throws -> String) throws {
+    try streaming(text: text) { $0.append(try body()) }
 }
 
 /// Runs `body`, which writes to standard output as it goes, and turns an error into `error: <sentence>`
 /// on stderr and exit status 1 (after what was written before it). Ctrl-C (or SIGTERM, SIGHUP) stops a
-/// decode, a query or a report at its next check, exit status 128 + the signal, and what it made in the cache or a temporary directory goes with it.
-func streaming(_ body: (TextSink) throws -> Void) throws {
+/// decode, a query or a report at its next check, exit status 128 + the signal, and what it made in the
+/// cache or a temporary directory goes with it. `text` (output for people, not JSON, CSV or bytes) on a
+/// terminal gets colour and goes through the pager (TerminalOptions); a pager that quits early ends
+/// the command quietly.
+func streaming(text: Bool = false, _ body: (TextSink) throws -> Void) throws {
     Sandbox.catchInterrupt()
-    let sink = TextSink.standardOutput()
+    let terminal = TerminalOutput(text: text)
+    let sink = TextSink { terminal.write($0) }
+    defer { terminal.finish() }
     do {
         try body(sink)
         sink.flush()
@@ -53,6 +80,7 @@ func streaming(_ body: (TextSink) throws -> Void) throws {
         throw error
     } catch {
         sink.flush()
+        if Sandbox.interrupted == SIGPIPE { return }  // the reader has gone: nothing left to say
         FileHandle.standardError.write(Data("error: \(AnalysisError.describe(error))\n".utf8))
         throw Sandbox.interrupted != 0 ? ExitCode(128 + Sandbox.interrupted) : ExitCode.failure
     }
@@ -68,11 +96,7 @@ struct LimitOptions: ParsableArguments {
     func validate() throws { _ = try limits() }
 
     func limits() throws -> QueryLimits {
-        let t = timeout.trimmingCharacters(in: .whitespaces).lowercased()
-        var seconds: Double?
-        if let v = Double(t) { seconds = v } else if t.hasSuffix("m"), let v = Double(t.dropLast()) { seconds = v * 60 }
-        else if let ns = Duration.parse(t) { seconds = Double(ns) / 1e9 }
-        guard let seconds, seconds >= 0 else {
+        guard let seconds = Duration.parse(timeout).map({ Double($0) / 1e9 }) else {
             throw ValidationError("--timeout \(timeout) is not a duration: write it as 30s, 5m or 500ms (0: no limit).")
         }
         let m = memory.trimmingCharacters(in: .whitespaces).uppercased()
@@ -101,14 +125,15 @@ struct Verify: ParsableCommand {
         discussion: "Analysis of a damaged bundle still runs on its intact part and warns about the rest; verify lists everything it finds, one line each.")
 
     @Argument(help: "The bundle (.skbt) to check.") var file: String
-    @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+    @Option(help: ArgumentHelp("Output format: text, json (one document) or jsonl (the same, on one line).", valueName: "FORMAT"))
+    var format: OutputFormat = .text
 
-    func validate() throws { try format.require([.text, .json]) }
+    func validate() throws { try format.require([.text, .json, .jsonl]) }
 
     func run() throws {
         do {
             let v = try AnalysisDatabase.verify(bundlePath: file)
-            FileHandle.standardOutput.write(Data((format == .json ? v.json : v.text).utf8))
+            FileHandle.standardOutput.write(Data((format.isJSON ? v.json : v.text).utf8))
             if v.damaged { throw ExitCode.failure }
         } catch let exit as ExitCode {
             throw exit
@@ -124,41 +149,59 @@ struct Info: ParsableCommand {
         abstract: "What was recorded: host, kernel, time span, events per probe, lost events, probes, sizes.")
 
     @OptionGroup var bundle: BundleOptions
-    @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+    @OptionGroup(title: "Filters (with any, a line counts the packets they select)") var filters: FilterOptions
+    @Option(help: ArgumentHelp("Output format: text, json (one document) or jsonl (the same, on one line).", valueName: "FORMAT"))
+    var format: OutputFormat = .text
+    @OptionGroup(title: "Terminal") var terminal: TerminalOptions
 
-    func validate() throws { try format.require([.text, .json]) }
+    func validate() throws { try format.require([.text, .json, .jsonl]) }
 
     func run() throws {
-        try reporting { try bundle.open().infoReport(json: format == .json) }
+        TerminalOutput.options = terminal
+        try reporting(text: format == .text) { try bundle.open().infoReport(json: format.isJSON, filter: filters.filter) }
     }
 }
 
-/// The capture filters, as skbtrail-record takes them, plus packet selection.
+/// The filters every analysis command takes (paths, diag, drops, latency, tcp, info, pcap, slice,
+/// redact): the recorder's capture filters by the same names, plus packet selection.
 struct FilterOptions: ParsableArguments {
-    @Option(name: [.customShort("s"), .long], help: "Source address seen on any step.") var saddr: String?
-    @Option(name: [.customShort("d"), .long], help: "Destination address seen on any step.") var daddr: String?
-    @Option(help: "Source or destination address.") var addr: String?
-    @Option(name: [.customShort("S"), .long], help: "Source port.") var sport: Int?
-    @Option(name: [.customShort("D"), .long], help: "Destination port.") var dport: Int?
-    @Option(name: [.customShort("P"), .long], help: "Source or destination port.") var port: Int?
-    @Option(name: [.customShort("p"), .long], help: "Protocol: tcp, udp, icmp, icmpv6, arp, ipv4, ipv6, or a number.") var proto: String?
-    @Option(help: "Network namespace, by name or inode.") var netns: String?
-    @Option(help: "Interface name (any step).") var ifname: String?
-    @Option(help: "Process id on any step.") var pid: Int?
-    @Option(help: "Only this packet id.") var packet: Int?
+    @Option(name: [.customShort("s"), .long], help: ArgumentHelp("Source address or network (10.0.0.1, 10.199.1.0/24, fd00::/8) seen on any step.", valueName: "ADDR"))
+    var saddr: String?
+    @Option(name: [.customShort("d"), .long], help: ArgumentHelp("Destination address or network seen on any step.", valueName: "ADDR"))
+    var daddr: String?
+    @Option(help: ArgumentHelp("Source or destination address or network.", valueName: "ADDR"))
+    var addr: String?
+    @Option(name: [.customShort("S"), .long], help: ArgumentHelp("Source port.", valueName: "PORT")) var sport: Int?
+    @Option(name: [.customShort("D"), .long], help: ArgumentHelp("Destination port.", valueName: "PORT")) var dport: Int?
+    @Option(name: [.customShort("P"), .long], help: ArgumentHelp("Source or destination port.", valueName: "PORT")) var port: Int?
+    @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Protocol, as skbtrail-record takes it: \(FilterOptions.protocolList), or an IP protocol number.", valueName: "PROTO"))
+    var proto: String?
+    @Option(help: ArgumentHelp("Network namespace: a name the bundle knows (skbtrail info lists them), /run/netns/NAME, an inode, or a namespace file of this machine (/proc/PID/ns/net).", valueName: "NETNS"))
+    var netns: String?
+    @Option(help: ArgumentHelp("Interface name, on any step.", valueName: "NAME")) var ifname: String?
+    @Option(help: ArgumentHelp("Process id, on any step.", valueName: "PID")) var pid: Int?
+    @Option(help: ArgumentHelp("Only these packets (and their clones): ids as paths shows them, comma-separated or repeated.", valueName: "IDS"))
+    var packet: [String] = []
     @Flag(help: "Only dropped packets.") var dropped = false
-    @Option(help: "Only packets first seen at or after this many seconds from the recording's start.") var since: Double?
-    @Option(help: "Only packets first seen at or before this many seconds from the recording's start.") var until: Double?
+    @Option(help: ArgumentHelp("Only packets first seen at or after this time since the recording's start: 5s, 1.5m, 200ms (a bare number is seconds).", valueName: "TIME"))
+    var since: String?
+    @Option(help: ArgumentHelp("Only packets first seen at or before this time since the recording's start.", valueName: "TIME"))
+    var until: String?
+    @Option(help: ArgumentHelp("At most this many packets (drops: groups; tcp: connections; 0: all).", valueName: "N"))
+    var limit: Int?
+
+    static var protocolList: String { (ProtocolNames.l3.keys.sorted() + ProtocolNames.l4.keys.sorted()).joined(separator: ", ") }
 
     func validate() throws {
-        for (name, value) in [("--sport", sport), ("--dport", dport), ("--port", port)] {
-            if let value, !(0...65535).contains(value) {
-                throw ValidationError("\(name) \(value) is not a port: give a number from 0 to 65535.")
+        for (flag, value) in [("--since", since), ("--until", until)] {
+            if let value, Duration.parse(value) == nil {
+                throw ValidationError("\(flag) \(value) is not a time: write it as 5s, 1.5m, 200ms or 800us (a bare number is seconds).")
             }
         }
-        if let since, let until, since > until {
-            throw ValidationError("--since \(since) is after --until \(until): the time window is empty.")
+        for p in packet.flatMap({ $0.split(separator: ",") }) where Int(p.trimmingCharacters(in: .whitespaces)) == nil {
+            throw ValidationError("--packet \(p) is not a packet id: give ids such as 12 or 3,5,9 (skbtrail paths shows them).")
         }
+        if let bad = filter.invalidValue() { throw ValidationError(bad) }
     }
 
     var filter: PacketFilter {
@@ -166,27 +209,44 @@ struct FilterOptions: ParsableArguments {
         f.saddr = saddr; f.daddr = daddr; f.addr = addr
         f.sport = sport; f.dport = dport; f.port = port
         f.proto = proto; f.netns = netns; f.ifname = ifname; f.pid = pid
-        f.packet = packet; f.droppedOnly = dropped; f.since = since; f.until = until
+        f.packets = packet.flatMap { $0.split(separator: ",") }.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        f.droppedOnly = dropped
+        f.sinceNs = since.flatMap(Duration.parse); f.untilNs = until.flatMap(Duration.parse)
+        f.limit = limit
         return f
     }
 }
 
 struct Paths: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Each packet's life through the kernel: its steps, clones, NAT rewrites and fate.")
+        abstract: "Each packet's life through the kernel: its steps, clones, NAT rewrites and fate.",
+        discussion: """
+            A block per packet: its id, tuple and fate, then a line per step: the time since its first step \
+            (+0.000012s, or UTC with --date), the probe, interface, namespace and what the step saw. Clones \
+            are indented under their parent.
+
+            Examples:
+              skbtrail paths trace.skbt --dropped --limit 5
+              skbtrail paths trace.skbt --addr 10.0.0.0/24 -p icmp --since 2s --until 4s
+              skbtrail paths trace.skbt --netns blue --format jsonl | jq -c 'select(.fate == "dropped")'
+            """)
 
     @OptionGroup var bundle: BundleOptions
-    @OptionGroup var filters: FilterOptions
-    @Flag(help: "Wall-clock (UTC) times instead of times relative to the packet's first step.") var date = false
+    @OptionGroup(title: "Filters") var filters: FilterOptions
+    @Flag(help: "Wall-clock times (UTC, ISO 8601) instead of seconds since the packet's first step.") var date = false
     @Flag(help: "Show CPU, pid, comm and skb address on each step.") var detail = false
-    @Option(help: "Output format: text, or json (one object per packet, one per line).") var format: OutputFormat = .text
+    @Option(help: ArgumentHelp("Output format: text, json (one array, a packet per line) or jsonl (an object per packet per line).", valueName: "FORMAT"))
+    var format: OutputFormat = .text
+    @OptionGroup(title: "Terminal") var terminal: TerminalOptions
 
-    func validate() throws { try format.require([.text, .json]) }
+    func validate() throws { try format.require([.text, .json, .jsonl]) }
 
     func run() throws {
-        try streaming { sink in
-            try bundle.open().pathsReport(filter: filters.filter,
-                                          options: PathsOptions(json: format == .json, date: date, detail: detail), to: sink)
+        TerminalOutput.options = terminal
+        var o = PathsOptions(json: format.isJSON, date: date, detail: detail)
+        o.jsonLines = format == .jsonl
+        try streaming(text: format == .text) { sink in
+            try bundle.open().pathsReport(filter: filters.filter, options: o, to: sink)
         }
     }
 }
@@ -196,12 +256,16 @@ struct Drops: ParsableCommand {
         abstract: "Dropped packets grouped by the kernel's drop reason, location, netfilter hook, interface and netns.")
 
     @OptionGroup var bundle: BundleOptions
-    @Option(help: "Output format: text, or json (one object per group, one per line).") var format: OutputFormat = .text
+    @OptionGroup(title: "Filters (of the dropped packets)") var filters: FilterOptions
+    @Option(help: ArgumentHelp("Output format: text, json (one array, a group per line) or jsonl (an object per group per line).", valueName: "FORMAT"))
+    var format: OutputFormat = .text
+    @OptionGroup(title: "Terminal") var terminal: TerminalOptions
 
-    func validate() throws { try format.require([.text, .json]) }
+    func validate() throws { try format.require([.text, .json, .jsonl]) }
 
     func run() throws {
-        try reporting { try bundle.open().dropsReport(json: format == .json) }
+        TerminalOutput.options = terminal
+        try reporting(text: format == .text) { try bundle.open().dropsReport(filter: filters.filter, json: format.isJSON, jsonLines: format == .jsonl) }
     }
 }
 
@@ -212,21 +276,28 @@ struct Sql: ParsableCommand {
 
     @OptionGroup var bundle: BundleOptions
     @OptionGroup var limits: LimitOptions
-    @Argument(help: "The query; read from stdin when absent.") var query: String?
-    @Option(help: "Output format: table, csv or json.") var format: OutputFormat = .table
+    @Argument(help: "The query (it may begin with a -- comment); read from stdin when absent.") var query: String?
+    @Option(name: .customLong("query-text"), help: .hidden) var queryText: String?
+    @Option(help: ArgumentHelp("Output format: table, csv, json (one array, a row per line) or jsonl (an object per row per line).", valueName: "FORMAT"))
+    var format: OutputFormat = .table
+    @OptionGroup(title: "Terminal") var terminal: TerminalOptions
 
-    func validate() throws { try format.require([.table, .csv, .json]) }
+    func validate() throws { try format.require([.table, .csv, .json, .jsonl]) }
 
     func run() throws {
-        var text = query
+        var text = queryText ?? query
         if text == nil {
+            if isatty(STDIN_FILENO) == 1 {
+                throw ValidationError("no query: give one after the bundle (skbtrail sql FILE \"SELECT ...\"), or pipe it on stdin.")
+            }
             let data = FileHandle.standardInput.readDataToEndOfFile()
             text = String(decoding: data, as: UTF8.self)
         }
         guard let sql = text, !sql.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw ValidationError("no query: give one after the bundle, or on stdin.")
         }
-        try streaming { sink in
+        TerminalOutput.options = terminal
+        try streaming(text: format == .table) { sink in
             let analysis = try bundle.open()
             // Findings are computed on first use: running every rule costs seconds on a large bundle.
             if sql.range(of: #"\b(finding|rule)\b"#, options: [.regularExpression, .caseInsensitive]) != nil {

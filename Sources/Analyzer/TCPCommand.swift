@@ -13,25 +13,22 @@ struct TCP: ParsableCommand {
             """)
 
     @OptionGroup var bundle: BundleOptions
-    @Option(help: "Either end's address.") var addr: String?
-    @Option(name: [.customShort("P"), .long], help: "Either end's port.") var port: Int?
-    @Option(help: "Network namespace, by name or inode.") var netns: String?
-    @Option(help: "Only this connection id.") var connection: Int?
+    @OptionGroup(title: "Filters (a connection has no direction: -s, -d and --addr match either end, ports too; --packet, --dropped, --ifname and --pid keep the connections that carried such a packet)")
+    var filters: FilterOptions
+    @Option(help: ArgumentHelp("Only this connection id.", valueName: "ID")) var connection: Int?
     @Flag(help: "Also list every sample: tcp_probe, retransmission, reset, state change.") var samples = false
     @Flag(help: "Also show sockets that only listened.") var listeners = false
-    @Option(help: "Output format: text, or json (one object per connection, one per line).") var format: OutputFormat = .text
+    @Option(help: ArgumentHelp("Output format: text, json (one array, a connection per line) or jsonl (an object per connection per line).", valueName: "FORMAT"))
+    var format: OutputFormat = .text
+    @OptionGroup(title: "Terminal") var terminal: TerminalOptions
 
-    func validate() throws {
-        try format.require([.text, .json])
-        if let port, !(0...65535).contains(port) {
-            throw ValidationError("--port \(port) is not a port: give a number from 0 to 65535.")
-        }
-    }
+    func validate() throws { try format.require([.text, .json, .jsonl]) }
 
     func run() throws {
+        TerminalOutput.options = terminal
         var o = TCPOptions()
-        o.addr = addr; o.port = port; o.netns = netns; o.connection = connection
-        o.samples = samples; o.listeners = listeners; o.json = format == .json
-        try reporting { try bundle.open().tcpReport(options: o) }
+        o.filter = filters.filter; o.connection = connection
+        o.samples = samples; o.listeners = listeners; o.json = format.isJSON; o.jsonLines = format == .jsonl
+        try reporting(text: format == .text) { try bundle.open().tcpReport(options: o) }
     }
 }

@@ -138,9 +138,10 @@ extension FilterOptions {
         func add(_ flag: String, _ value: CustomStringConvertible?) { if let value { parts.append("\(flag) \(value)") } }
         add("--saddr", saddr); add("--daddr", daddr); add("--addr", addr)
         add("--sport", sport); add("--dport", dport); add("--port", port)
-        add("--proto", proto); add("--netns", netns); add("--ifname", ifname); add("--pid", pid); add("--packet", packet)
+        add("--proto", proto); add("--netns", netns); add("--ifname", ifname); add("--pid", pid)
+        if !packet.isEmpty { parts.append("--packet \(packet.joined(separator: ","))") }
         if dropped { parts.append("--dropped") }
-        add("--since", since); add("--until", until)
+        add("--since", since); add("--until", until); add("--limit", limit)
         return parts.joined(separator: " ")
     }
 }

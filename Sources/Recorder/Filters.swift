@@ -1,6 +1,7 @@
 #if os(Linux)
 import Foundation
 import Glibc
+import SkbtrailBundle
 import SkbtrailEvents
 
 /// Capture filters as the user gave them, turned into the kernel-side `st_config`.
@@ -16,11 +17,6 @@ struct CaptureFilters: Codable {
     var netnsInode: UInt32?
     var ifname: String?
     var pid: Int32?
-
-    static let l3Protocols: [String: UInt16] = ["ip": 0x0800, "ipv4": 0x0800, "ipv6": 0x86DD, "ip6": 0x86DD,
-                                                 "arp": 0x0806, "8021q": 0x8100, "vlan": 0x8100]
-    static let l4Protocols: [String: UInt8] = ["tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "icmp6": 58,
-                                                "gre": 47, "esp": 50, "ah": 51, "sctp": 132, "igmp": 2]
 
     /// Parses an IPv4 or IPv6 address into 16 bytes (IPv4 in the first four) and its family.
     static func parseAddress(_ text: String, flag: String) throws -> (family: UInt8, bytes: [UInt8]) {
@@ -65,19 +61,15 @@ struct CaptureFilters: Codable {
         if let dport { c.dport = dport; bits |= ST_FLT_DPORT.rawValue }
         if let port { c.port = port; bits |= ST_FLT_PORT.rawValue }
         if let proto {
-            let key = proto.lowercased()
-            if let l3 = Self.l3Protocols[key] {
+            switch ProtocolNames.parse(proto) {
+            case .ethertype(let l3)?:
                 c.l3proto = l3.bigEndian
                 bits |= ST_FLT_L3PROTO.rawValue
-            } else if let l4 = Self.l4Protocols[key] {
+            case .ipProtocol(let l4)?:
                 c.l4proto = l4
                 bits |= ST_FLT_L4PROTO.rawValue
-            } else if let number = UInt8(key) {
-                c.l4proto = number
-                bits |= ST_FLT_L4PROTO.rawValue
-            } else {
-                let known = (Self.l3Protocols.keys.sorted() + Self.l4Protocols.keys.sorted()).joined(separator: ", ")
-                throw RecorderError("--proto \(proto): unknown protocol. Use one of \(known), or an IP protocol number.")
+            case nil:
+                throw RecorderError(ProtocolNames.refusal(proto))
             }
         }
         if let netnsInode { c.netns = netnsInode; bits |= ST_FLT_NETNS.rawValue }

@@ -31,10 +31,11 @@ struct Record: ParsableCommand {
 
             Examples:
               skbtrail-record -o drop.skbt -- ping -c 3 10.0.0.2
-              skbtrail-record -o web.skbt --dport 80 --duration 30
+              skbtrail-record -o web.skbt --dport 80 --duration 30s
               skbtrail-record -o ns.skbt --netns blue --proto icmp
               skbtrail-record --check               # does every BPF program pass this kernel's verifier?
-            """
+            """,
+        version: recorderVersion
     )
 
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The bundle to write (must not exist). Required unless --check.", valueName: "FILE"))
@@ -139,7 +140,7 @@ struct FilterOptions: ParsableArguments {
     var dport: UInt16?
     @Option(name: [.customShort("P"), .long], help: ArgumentHelp("Source or destination port.", valueName: "PORT"))
     var port: UInt16?
-    @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Protocol: ip, ipv6, arp, tcp, udp, icmp, icmpv6, gre, esp, sctp, or a number.", valueName: "PROTO"))
+    @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Protocol: \((ProtocolNames.l3.keys.sorted() + ProtocolNames.l4.keys.sorted()).joined(separator: ", ")), or an IP protocol number.", valueName: "PROTO"))
     var proto: String?
     @Option(help: ArgumentHelp("Network namespace: a name from `ip netns list`, a path such as /proc/PID/ns/net, or an inode.", valueName: "NETNS"))
     var netns: String?
@@ -150,12 +151,21 @@ struct FilterOptions: ParsableArguments {
 }
 
 struct LimitOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "SECONDS"))
-    var duration: Double?
+    @Option(name: .customLong("duration"), help: ArgumentHelp("Stop after this long: 30s, 5m, 2h, 500ms (a bare number is seconds).", valueName: "TIME"))
+    var durationText: String?
+
+    /// --duration in seconds (`validate()` has checked it).
+    var duration: Double? { durationText.flatMap(TimeText.nanoseconds).map { Double($0) / 1e9 } }
     @Option(help: ArgumentHelp("Stop after this many events.", valueName: "N"))
     var maxEvents: Int?
     @Option(help: ArgumentHelp("Stop when the bundle holds this much compressed data (e.g. 500M, 2G).", valueName: "SIZE"))
     var maxSize: String?
+
+    func validate() throws {
+        if let durationText, TimeText.nanoseconds(durationText) ?? 0 <= 0 {
+            throw ValidationError("--duration \(durationText) is not a length of time: write it as 30s, 5m, 2h or 500ms (a bare number is seconds).")
+        }
+    }
 
     func maxSizeBytes() throws -> Int? {
         guard let text = maxSize?.uppercased() else { return nil }

@@ -30,11 +30,13 @@ enum AnalysisSchema {
     static func registerTables(_ db: Database) throws {
         try EventTable.register(db)
         try PacketTable.register(db)
+        if let c = db.sqliteConnection { NetworkFunction.register(connection: c) }
     }
 
     static func registerTables(connection: OpaquePointer) throws {
         try EventTable.register(connection: connection)
         try PacketTable.register(connection: connection)
+        NetworkFunction.register(connection: connection)
     }
 
     /// Connects the virtual tables of `schema` now, before a sandbox is set: SQLite connects one on its

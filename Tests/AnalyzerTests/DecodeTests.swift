@@ -157,22 +157,24 @@ import Testing
         let a = try AnalysisDatabase(bundlePath: path, cache: .none, progress: nil)
         let text = try a.pathsReport(filter: PacketFilter(), options: PathsOptions(detail: true))
         #expect(text == """
+            # packet ID  TUPLE  FATE, then a line per step: TIME (s since the packet's first step)  PROBE  INTERFACE  NETNS  CPU  PID  COMM  SKB  DETAIL
             packet 1  ICMP 10.0.1.1 > 10.0.2.2 echo-request id 7 seq 1  dropped: NETFILTER_DROP at nf_hook_slow+0x10 (netfilter ipv4 INPUT, filter table)
-              +0.000000  netif_receive_skb    eth0  server  cpu 0  pid 1234  ping  ffff888100000100
-              +0.000002  nf:ipv4:input:-1000  eth0  server  cpu 0  pid 1234  ping  ffff888100000100  ipv4 INPUT -1000 in eth0
-              +0.000005  kfree_skb            eth0  server  cpu 0  pid 1234  ping  ffff888100000100  NETFILTER_DROP at nf_hook_slow+0x10 (netfilter ipv4 INPUT, filter table)
+              +0.000000s  netif_receive_skb    eth0  server  cpu 0  pid 1234  ping  ffff888100000100
+              +0.000002s  nf:ipv4:input:-1000  eth0  server  cpu 0  pid 1234  ping  ffff888100000100  ipv4 INPUT -1000 in eth0
+              +0.000005s  kfree_skb            eth0  server  cpu 0  pid 1234  ping  ffff888100000100  NETFILTER_DROP at nf_hook_slow+0x10 (netfilter ipv4 INPUT, filter table)
 
             packet 2  ICMP 10.0.1.1 > 10.0.2.2 echo-request id 7 seq 2  delivered
-              +0.000000  netif_receive_skb        eth0  server  cpu 1  pid 1234  ping  ffff888100000100
-              +0.000004  skb_copy_datagram_iovec  eth0  server  cpu 1  pid 1234  ping  ffff888100000100  len 84
-              +0.000006  consume_skb              eth0  server  cpu 1  pid 1234  ping  ffff888100000100
+              +0.000000s  netif_receive_skb        eth0  server  cpu 1  pid 1234  ping  ffff888100000100
+              +0.000004s  skb_copy_datagram_iovec  eth0  server  cpu 1  pid 1234  ping  ffff888100000100  len 84
+              +0.000006s  consume_skb              eth0  server  cpu 1  pid 1234  ping  ffff888100000100
 
 
             """)
         let drops = try a.dropsReport(json: false)
         #expect(drops == """
-            COUNT  REASON          LOCATION           NETFILTER          IFACE  NETNS      FIRST      LAST  PACKET
-                1  NETFILTER_DROP  nf_hook_slow+0x10  ipv4 INPUT filter  eth0   server  0.000505  0.000505  1
+            COUNT  REASON          LOCATION           NETFILTER          IFACE  NETNS       FIRST       LAST  PACKET
+                1  NETFILTER_DROP  nf_hook_slow+0x10  ipv4 INPUT filter  eth0   server  0.000505s  0.000505s  1
+            (FIRST and LAST: the first and last drop, in seconds since the recording's start)
 
             """)
     }

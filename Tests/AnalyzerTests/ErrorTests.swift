@@ -101,7 +101,7 @@ import Testing
             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT \(rows))
             SELECT x, CASE WHEN x > \(AnalysisDatabase.tableLayoutRows) THEN 'a-much-wider-cell' ELSE 'b' END AS y, x AS z FROM c
             """
-        for format in [OutputFormat.csv, .json, .table] {
+        for format in [OutputFormat.csv, .json, .jsonl, .table] {
             var pieces: [String] = []
             let sink = TextSink { pieces.append($0) }
             try a.sqlReport(query, format: format, to: sink)
@@ -113,7 +113,11 @@ import Testing
             case .csv:
                 #expect(text.components(separatedBy: "\r\n").count == rows + 2)
             case .json:
-                #expect(text.hasPrefix("[{\"x\":1,\"y\":\"b\",\"z\":1},") && text.hasSuffix("}]\n"))
+                #expect(text.hasPrefix("[\n{\"x\":1,\"y\":\"b\",\"z\":1},\n") && text.hasSuffix("}\n]\n"))
+                #expect((try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any])?.count == rows)
+            case .jsonl:
+                let lines = text.split(separator: "\n")
+                #expect(lines.count == rows && lines[0] == "{\"x\":1,\"y\":\"b\",\"z\":1}")
             default:
                 let lines = text.split(separator: "\n")
                 #expect(lines.count == rows + 1)

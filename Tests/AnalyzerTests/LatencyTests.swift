@@ -7,13 +7,14 @@ import Testing
     static let delay = Fixture(name: "tcp/tcp-delay")
 
     @Test(arguments: [("5ms", Int64(5_000_000)), ("200us", 200_000), ("200µs", 200_000), ("1.5s", 1_500_000_000),
-                      ("800ns", 800), ("250", 250_000), ("0", 0)])
+                      ("800ns", 800), ("250", 250_000_000_000), ("0", 0), ("2m", 120_000_000_000),
+                      ("1h", 3_600_000_000_000), ("0.5", 500_000_000)])
     func parsesDurations(text: String, ns: Int64) {
         #expect(Duration.parse(text) == ns)
     }
 
     @Test func rejectsNonDurations() {
-        for t in ["", "fast", "-1ms", "5 parsecs"] { #expect(Duration.parse(t) == nil, "\(t)") }
+        for t in ["", "fast", "-1ms", "5 parsecs", "nan", "1e300s"] { #expect(Duration.parse(t) == nil, "\(t)") }
     }
 
     @Test(arguments: [(Int64(812), "812 ns"), (1234, "1.23 µs"), (19_840_000, "19.8 ms"), (123_400_000, "123 ms"),

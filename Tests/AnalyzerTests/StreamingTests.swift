@@ -47,7 +47,9 @@ import Testing
         sink.flush()
         #expect(pieces.count > 10)
         #expect(pieces.first.map { $0 < packets / 10 } == true, "the first piece holds \(pieces.first ?? 0) of \(packets) packets")
-        #expect(all.components(separatedBy: "\npacket ").count == packets, "every packet was written")
+        // the column line, then a block per packet, each after a line break
+        #expect(all.hasPrefix("# packet ID"))
+        #expect(all.components(separatedBy: "\npacket ").count == packets + 1, "every packet was written")
     }
 
     @Test func diagStreamsItsPacketsToo() throws {
@@ -91,16 +93,17 @@ import Testing
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
         try p.run()
-        // read the first line, then close the pipe as `head -1` does
+        // read the column line and the first packet's, then close the pipe as `head -2` does
         var first = Data()
-        while !first.contains(0x0A) {
+        while first.filter({ $0 == 0x0A }).count < 2 {
             let piece = out.fileHandleForReading.availableData
             if piece.isEmpty { break }
             first.append(piece)
         }
         try out.fileHandleForReading.close()
         p.waitUntilExit()
-        #expect(String(decoding: first, as: UTF8.self).hasPrefix("packet 1  UDP 10.0.0.1:40000 > 10.0.0.2:5201"))
+        let lines = String(decoding: first, as: UTF8.self).split(separator: "\n")
+        #expect(lines.count >= 2 && lines[0].hasPrefix("# packet ID") && lines[1].hasPrefix("packet 1  UDP 10.0.0.1:40000 > 10.0.0.2:5201"))
         // killed by SIGPIPE while it still had packets to write: it did not write them all first
         #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGPIPE)
     }

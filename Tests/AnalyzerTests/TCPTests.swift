@@ -85,7 +85,8 @@ import Testing
         #expect(text.contains("srtt histogram:"))
         var o = TCPOptions()
         o.json = true
-        o.port = Int(facts["tcp_port"] ?? "")
+        o.jsonLines = true
+        o.filter.port = Int(facts["tcp_port"] ?? "")
         let lines = try a.tcpReport(options: o).split(separator: "\n")
         #expect(lines.count == 2)   // client and server sockets
         let first = try #require(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
@@ -95,7 +96,7 @@ import Testing
         let srtt = try #require(first["srtt"] as? [String: Any])
         #expect((srtt["median_ns"] as? Int ?? 0) > 0)
         #expect(((srtt["histogram"] as? [String: Any])?["buckets"] as? [Any])?.isEmpty == false)
-        o.addr = "192.0.2.1"
+        o.filter.addr = "192.0.2.1"
         #expect(try a.tcpReport(options: o) == "")
     }
 

@@ -57,17 +57,21 @@ public struct DiagnosisRule: Sendable, Equatable {
         }
     }
 
-    /// The rules in `directory` (every *.sql below it, sorted by path), and the files that could not be read
-    /// or parsed. A user rule with the id of a built-in one replaces it.
+    /// The rules in `directory` (every *.sql below it, sorted by path; or the one file it names), and the
+    /// files that could not be read or parsed. A user rule with the id of a built-in one replaces it.
     public static func load(directory: String) throws -> (rules: [DiagnosisRule], errors: [RuleError]) {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            throw AnalysisError.message("--rules \(directory): no such directory")
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else {
+            throw AnalysisError.message("--rules \(directory): no such file or directory: give a directory of rule files (*.sql) or one rule file.")
         }
         var paths: [String] = []
-        let walker = FileManager.default.enumerator(atPath: directory)
-        while let rel = walker?.nextObject() as? String {
-            if rel.hasSuffix(".sql") { paths.append((directory as NSString).appendingPathComponent(rel)) }
+        if isDir.boolValue {
+            let walker = FileManager.default.enumerator(atPath: directory)
+            while let rel = walker?.nextObject() as? String {
+                if rel.hasSuffix(".sql") { paths.append((directory as NSString).appendingPathComponent(rel)) }
+            }
+        } else {
+            paths = [directory]
         }
         var rules: [DiagnosisRule] = []
         var errors: [RuleError] = []

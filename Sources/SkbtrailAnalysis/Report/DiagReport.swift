@@ -7,6 +7,8 @@ public struct DiagOptions: Sendable {
     /// Only packets (with their clones) that have a WARN or ERROR finding.
     public var quiet = false
     public var json = false
+    /// With `json`: each packet an object on its own line, then the findings and summary on one.
+    public var jsonLines = false
     public var date = false
     public init(quiet: Bool = false, json: Bool = false, date: Bool = false) {
         self.quiet = quiet
@@ -69,8 +71,8 @@ extension AnalysisDatabase {
     /// `diagnosis` is what `diagnose(userRules:)` returned: its findings are attached to `reader`.
     public func diagReport(_ diagnosis: Diagnosis, filter: PacketFilter = PacketFilter(), options: DiagOptions = DiagOptions(),
                            to sink: TextSink) throws {
-        let (cond, args) = try filter.sql()
         try reader.read { db in
+            let (cond, args) = try filter.sql(db)
             // Packets stream out as they are read, with their findings; the summary is counted by SQLite
             // at the end. Memory follows what is shown, not the recording.
             let order = "ORDER BY event_id, severity DESC, id"
@@ -92,9 +94,9 @@ extension AnalysisDatabase {
             let renderer = try PathRenderer(db, clones: clones, startedNs: bundle.recording.startedNs,
                                             bootToUnixNs: bundle.recording.bootToUnixNs, date: options.date, detail: false)
             var shown = 0
-            if options.json { sink.append("{\"packets\":[") }
-            try clones.forEachRoot(db, cond: cond, arguments: args) { id in
-                if options.quiet && !clones.tree(id).contains(where: severe.contains) { return }
+            if options.json && !options.jsonLines { sink.append("{\"packets\":[") }
+            let limited = try clones.forEachRoot(db, cond: cond, arguments: args, limit: filter.bound) { id in
+                if options.quiet && !clones.tree(id).contains(where: severe.contains) { return false }
                 shown += 1
                 if options.json {
                     let object = try renderer.json(id) { id in
@@ -102,18 +104,19 @@ extension AnalysisDatabase {
                         return [("level", .opt(mine.map(\.severity).max().map(Finding.levelName))),
                                 ("findings", .array(mine.map(\.json)))]
                     }
-                    let first = shown == 1
+                    let first = shown == 1, lines = options.jsonLines
                     sink.append { out in
-                        if !first { out += "," }
+                        if !lines { out += first ? "\n" : ",\n" }
                         object.write(into: &out)
+                        if lines { out += "\n" }
                     }
-                    return
+                    return true
                 }
                 var byPacket: [Int64: [Finding]] = [:]
                 for t in clones.tree(id) { byPacket[t] = try findings(t) }
                 var byEvent: [Int64: [Finding]] = [:]
                 for f in byPacket.values.joined() { if let e = f.eventID { byEvent[e, default: []].append(f) } }
-                var out = ""
+                var out = shown == 1 ? PathRenderer.header(date: options.date, detail: false) : ""
                 try renderer.text(id, mark: { packet in
                     let level = byPacket[packet]?.map(\.severity).max().map(Finding.levelName)
                     return level.map { $0 != "INFO" ? "  [\($0)]" : "" } ?? ""
@@ -129,6 +132,7 @@ extension AnalysisDatabase {
                     }
                 }
                 sink.append(out + "\n")
+                return true
             }
 
             let selected = try Int.fetchOne(db, sql: "SELECT count(*) FROM pkt p WHERE \(cond)", arguments: StatementArguments(args)) ?? 0
@@ -166,13 +170,18 @@ extension AnalysisDatabase {
                     ("summary", .object([
                         ("packets", .int(Int64(selected))),
                         ("shown", .int(Int64(shown))),
+                        ("limited", .bool(limited)),
                         ("fates", .object(fates.map { ($0.0, JSON.int(Int64($0.1))) })),
                         ("codes", .array(codeList.map { .object([("code", .string($0.code)), ("level", .string($0.level)),
                                                                   ("count", .int(Int64($0.count)))]) })),
                     ])),
                     ("rule_errors", .array(diagnosis.errors.map { .string($0.description) })),
                 ]).text
-                sink.append("]," + rest.dropFirst() + "\n")
+                if options.jsonLines {
+                    sink.append(rest + "\n")
+                } else {
+                    sink.append((shown == 0 ? "]," : "\n],") + rest.dropFirst() + "\n")
+                }
                 return
             }
             var out = ""
@@ -186,7 +195,11 @@ extension AnalysisDatabase {
                 out += "\n"
             }
             out += "summary: \(selected) packet\(selected == 1 ? "" : "s")"
-            out += options.quiet ? ", \(shown) shown with a WARN or ERROR\n" : "\n"
+            if limited {
+                out += ", the first \(shown)\(options.quiet ? " with a WARN or ERROR" : "") shown (--limit \(shown))\n"
+            } else {
+                out += options.quiet ? ", \(shown) shown with a WARN or ERROR\n" : "\n"
+            }
             out += "  fates: " + (fates.isEmpty ? "none" : fates.map { "\($0.0) \($0.1)" }.joined(separator: ", ")) + "\n"
             out += "  findings: \(levelCounts["ERROR"] ?? 0) ERROR, \(levelCounts["WARN"] ?? 0) WARN, \(levelCounts["INFO"] ?? 0) INFO\n"
             if !codeList.isEmpty {

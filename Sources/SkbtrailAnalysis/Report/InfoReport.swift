@@ -4,7 +4,7 @@ import SkbtrailBundle
 
 extension AnalysisDatabase {
     /// `skbtrail info`: what was recorded, how, and how completely.
-    public func infoReport(json: Bool) throws -> String {
+    public func infoReport(json: Bool, filter: PacketFilter = PacketFilter()) throws -> String {
         let r = bundle.recording
         let chunks = try bundle.chunks()
         let raw = chunks.reduce(Int64(0)) { $0 &+ Int64($1.rawSize) }
@@ -24,6 +24,16 @@ extension AnalysisDatabase {
         }
         let unknown = try reader.read { try Int64.fetchOne($0, sql: "SELECT unknown_records FROM recording") } ?? 0
         let packets = try reader.read { try Int64.fetchOne($0, sql: "SELECT packets FROM recording") } ?? 0
+        let namespaces = try reader.read { db in
+            try Row.fetchAll(db, sql: "SELECT inode, coalesce(name, CASE WHEN is_root THEN 'root' END) AS name FROM bundle_netns ORDER BY name IS NULL, name, inode")
+        }
+        // with a filter: what it selects (the packets, those dropped, their events)
+        let selected: (packets: Int64, dropped: Int64, events: Int64)? = filter.isEmpty ? nil : try reader.read { db in
+            let (cond, args) = try filter.sql(db)
+            let row = try Row.fetchOne(db, sql: "SELECT count(*) AS n, total(p.fate = 'dropped') AS d, total(p.events) AS e FROM pkt p WHERE \(cond)",
+                                       arguments: StatementArguments(args))
+            return (row?["n"] ?? 0, Int64(row?["d"] as Double? ?? 0), Int64(row?["e"] as Double? ?? 0))
+        }
         let startUnix = r.startedNs &+ r.bootToUnixNs
         let endNs = r.endedNs ?? chunks.map(\.lastTs).max()
         let duration = endNs.map { $0 &- r.startedNs }
@@ -54,6 +64,8 @@ extension AnalysisDatabase {
                 ("packets", .int(packets)),
                 ("unknown_records", .int(unknown)),
                 ("lost_events", .int(lostTotal)),
+                ("selected", selected.map { .object([("packets", .int($0.packets)), ("dropped", .int($0.dropped)), ("events", .int($0.events))]) } ?? .null),
+                ("namespaces", .array(namespaces.map { .object([("inode", .int($0.int("inode"))), ("name", .opt($0.optText("name")))]) })),
                 ("damage", .array(damage.map { .string($0) })),
                 ("provenance", .array(provenance.map { p in
                     .object([("kind", .string(p.text("kind"))), ("created_unix_ns", .opt(p.optInt("created_unix_ns"))),
@@ -97,9 +109,15 @@ extension AnalysisDatabase {
         } else {
             line("ended", "did not end cleanly (no stop recorded; the last chunk is the end of the data)")
         }
-        if let duration { line("duration", TextLayout.seconds(duration) + " s") }
+        if let duration { line("duration", TextLayout.seconds(duration) + "s") }
         line("events", "\(events) in \(chunks.count) chunks, \(packets) packets"
              + (unknown > 0 ? ", \(unknown) records of unknown type skipped" : ""))
+        if let selected {
+            line("selected", "\(selected.packets) packets (\(selected.dropped) dropped) with \(selected.events) events match the filters")
+        }
+        if !namespaces.isEmpty {
+            line("namespaces", PacketFilter.listing(namespaces.map { n in n.optText("name").map { "\($0) (\(n.int("inode")))" } ?? String(n.int("inode")) }))
+        }
         if lostTotal > 0 {
             line("lost", "\(lostTotal) events (" + lost.filter { $0.value > 0 }.map { "cpu \($0.key): \($0.value)" }.joined(separator: ", ")
                  + "): packets may miss steps")

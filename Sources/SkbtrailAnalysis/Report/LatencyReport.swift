@@ -50,11 +50,12 @@ extension AnalysisDatabase {
         if (options.from == nil) != (options.to == nil) {
             throw AnalysisError.message("give both --from and --to (the two steps to measure between), or neither to measure each packet's lifetime.")
         }
-        let (cond, args) = try filter.sql()
+        let (cond, args) = try reader.read { db in try filter.sql(db) }
         let known = try reader.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT name FROM probe_events") }
         for name in [options.from, options.to].compactMap({ $0 }) where !known.contains(where: { AnalysisDatabase.probeMatches($0, name) }) {
-            let list = known.sorted().joined(separator: ", ")
-            throw AnalysisError.message("no step at probe '\(name)' in this recording. Probes with events: \(list).")
+            throw AnalysisError.message(known.isEmpty
+                ? "no step at probe '\(name)': this recording has no events at all."
+                : "no step at probe '\(name)' in this recording. Probes with events: \(known.sorted().joined(separator: ", ")).")
         }
         // Packets stream through: each is measured when its last step has been read, and kept only
         // while it is to be listed. What stays is a span per packet and a duration per hop.

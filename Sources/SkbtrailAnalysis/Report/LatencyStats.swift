@@ -1,19 +1,11 @@
 import Foundation
+import SkbtrailBundle
 
 /// Durations: parsing what a user types, printing with the right unit, log2 histograms.
 public enum Duration {
-    /// "5ms", "200us", "200µs", "1.5s", "800ns"; a bare number is microseconds (as nettrace's
-    /// --min-latency). Nil when the text is not a duration.
-    public static func parse(_ text: String) -> Int64? {
-        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(String, Double)] = [("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)]
-        for (suffix, scale) in units where t.hasSuffix(suffix) {
-            guard let v = Double(t.dropLast(suffix.count)), v >= 0, v.isFinite else { return nil }
-            return Int64((v * scale).rounded())
-        }
-        guard let v = Double(t), v >= 0, v.isFinite else { return nil }
-        return Int64((v * 1e3).rounded())
-    }
+    /// "5ms", "200us", "200µs", "1.5s", "800ns", "2m", "1h"; a bare number is seconds (as every option
+    /// that takes a time: --since, --until, --min, --timeout). Nil when the text is not a duration.
+    public static func parse(_ text: String) -> Int64? { TimeText.nanoseconds(text) }
 
     /// 812 ns, 1.23 µs, 19.8 ms, 2.05 s: three significant digits.
     public static func text(_ ns: Int64) -> String {

@@ -87,9 +87,45 @@ public indirect enum JSON: Equatable {
     }
 }
 
-/// Output format of the report commands.
+/// Output format of the report commands. `json` is one JSON document for every command (a list is one
+/// array, streamed, an item a line); `jsonl` is one JSON object per line (docs/json.md has each shape).
 public enum OutputFormat: String, CaseIterable, Sendable {
-    case text, json, table, csv
+    case text, json, jsonl, table, csv
+
+    /// Either JSON form.
+    public var isJSON: Bool { self == .json || self == .jsonl }
+}
+
+/// A list of JSON values written as they come: one array with an item per line (`json`), or one item
+/// per line and nothing else (`jsonl`). Nothing is kept: memory does not grow with the list.
+public final class JSONList {
+    private let sink: TextSink
+    private let lines: Bool
+    private var count = 0
+    private var ended = false
+
+    public init(_ sink: TextSink, lines: Bool) {
+        self.sink = sink
+        self.lines = lines
+        if !lines { sink.append("[") }
+    }
+
+    public func add(_ value: JSON) {
+        let lines = self.lines, first = count == 0
+        sink.append { out in
+            if !lines { out += first ? "\n" : ",\n" }
+            value.write(into: &out)
+            if lines { out += "\n" }
+        }
+        count += 1
+    }
+
+    /// Closes the array (nothing for `jsonl`).
+    public func end() {
+        guard !ended else { return }
+        ended = true
+        if !lines { sink.append(count == 0 ? "]\n" : "\n]\n") }
+    }
 }
 
 /// Text layouts shared by the commands.
@@ -209,7 +245,7 @@ public enum TextLayout {
         out += digits
     }
 
-    /// Wall clock, UTC, with microseconds: 2025-11-25 12:43:01.123456Z.
+    /// Wall clock, UTC, with microseconds, in ISO 8601: 2025-11-25T12:43:01.123456Z.
     public static func wallClock(unixNs: Int64) -> String {
         let secs = unixNs / 1_000_000_000
         let micros = (unixNs % 1_000_000_000) / 1000
@@ -219,7 +255,7 @@ public enum TextLayout {
         var out = ""
         pad(Int(tm.tm_year) + 1900, 4, into: &out); out += "-"
         pad(Int(tm.tm_mon) + 1, 2, into: &out); out += "-"
-        pad(Int(tm.tm_mday), 2, into: &out); out += " "
+        pad(Int(tm.tm_mday), 2, into: &out); out += "T"
         pad(Int(tm.tm_hour), 2, into: &out); out += ":"
         pad(Int(tm.tm_min), 2, into: &out); out += ":"
         pad(Int(tm.tm_sec), 2, into: &out); out += "."

@@ -23,16 +23,23 @@ struct CloneTree {
     /// Calls `body` with each packet matching `cond` (on `pkt p`) that is shown as a tree, in id order, as
     /// the query yields them: a clone whose parent matched is shown in the parent's tree instead. A
     /// parent's id is below its clones', so whether it matched is known when a clone comes.
-    func forEachRoot(_ db: Database, cond: String, arguments: [DatabaseValueConvertible?], _ body: (Int64) throws -> Void) throws {
+    /// At most `limit` of them that `body` shows (it returns whether it showed the packet; nil: all).
+    /// Whether the limit cut the list short.
+    @discardableResult
+    func forEachRoot(_ db: Database, cond: String, arguments: [DatabaseValueConvertible?], limit: Int? = nil,
+                     _ body: (Int64) throws -> Bool) throws -> Bool {
         var shownParents = Set<Int64>()
         let cursor = try Int64.fetchCursor(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id",
                                            arguments: StatementArguments(arguments))
+        var shown = 0
         while let id = try cursor.next() {
             try Sandbox.checkInterrupt("the report")
             if children[id] != nil { shownParents.insert(id) }
             if let parent = parentOf[id], shownParents.contains(parent) { continue }
-            try body(id)
+            if let limit, shown >= limit { return true }
+            if try body(id) { shown += 1 }
         }
+        return false
     }
 
     /// `id` and its clones, depth first.
@@ -77,7 +84,7 @@ struct Cells {
         ends.append(bytes.count)
     }
 
-    /// A relative time: "+" and seconds with microseconds, as `TextLayout.seconds`, straight into the cell.
+    /// A relative time: "+", seconds with microseconds as `TextLayout.seconds`, and "s", straight into the cell.
     mutating func addRelative(_ ns: Int64) {
         let start = bytes.count
         bytes.append(UInt8(ascii: "+"))
@@ -86,6 +93,7 @@ struct Cells {
         Cells.digits(a / 1_000_000_000, minimum: 1, into: &bytes)
         bytes.append(UInt8(ascii: "."))
         Cells.digits((a % 1_000_000_000) / 1000, minimum: 6, into: &bytes)
+        bytes.append(UInt8(ascii: "s"))
         let count = bytes.count - start
         let column = ends.count % columns
         widths[column] = max(widths[column], count)
@@ -156,6 +164,13 @@ struct PathRenderer {
         reader = try PacketReader(db, startedNs: startedNs, bootToUnixNs: bootToUnixNs)
         self.date = date
         self.detail = detail
+    }
+
+    /// The line above the packets of `paths` and `diag`, naming the columns of a step.
+    static func header(date: Bool, detail: Bool) -> String {
+        let time = date ? "TIME (UTC, ISO 8601)" : "TIME (s since the packet's first step)"
+        return "# packet ID  TUPLE  FATE, then a line per step: \(time)  PROBE  INTERFACE  NETNS"
+            + (detail ? "  CPU  PID  COMM  SKB" : "") + "  DETAIL\n"
     }
 
     /// "dropped: NO_SOCKET at tcp_v4_rcv+0x1a2 (netfilter ...)", "incomplete: why", or the fate.

@@ -4,6 +4,8 @@ import GRDB
 /// How `skbtrail paths` prints.
 public struct PathsOptions: Sendable {
     public var json = false
+    /// With `json`: one object per line instead of one array.
+    public var jsonLines = false
     /// Wall-clock times instead of times relative to the packet's first step.
     public var date = false
     /// CPU, pid, comm and skb address on each step.
@@ -18,23 +20,25 @@ public struct PathsOptions: Sendable {
 extension AnalysisDatabase {
     /// `skbtrail paths`: one block per packet, its steps, its clones as a tree, NAT where it happened.
     public func pathsReport(filter: PacketFilter, options: PathsOptions, to sink: TextSink) throws {
-        let (cond, args) = try filter.sql()
         try reader.read { db in
+            let (cond, args) = try filter.sql(db)
             let clones = try CloneTree(db)
             let renderer = try PathRenderer(db, clones: clones, startedNs: bundle.recording.startedNs,
                                             bootToUnixNs: bundle.recording.bootToUnixNs, date: options.date, detail: options.detail)
             var shown = 0
-            try clones.forEachRoot(db, cond: cond, arguments: args) { id in
+            let list = options.json ? JSONList(sink, lines: options.jsonLines) : nil
+            try clones.forEachRoot(db, cond: cond, arguments: args, limit: filter.bound) { id in
                 shown += 1
-                if options.json {
-                    let object = try renderer.json(id)
-                    sink.append { object.write(into: &$0); $0 += "\n" }
+                if let list {
+                    list.add(try renderer.json(id))
                 } else {
-                    var out = ""
+                    var out = shown == 1 ? PathRenderer.header(date: options.date, detail: options.detail) : ""
                     try renderer.text(id, into: &out)
                     sink.append(out + "\n")
                 }
+                return true
             }
+            list?.end()
             if !options.json && shown == 0 { sink.append("no packets match\n") }
         }
     }

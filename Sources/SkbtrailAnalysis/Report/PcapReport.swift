@@ -25,13 +25,17 @@ extension AnalysisDatabase {
     /// The packets `filter` selects and their clones (a clone carries its parent's bytes); nil when it
     /// selects every packet.
     func selectedPackets(_ db: Database, _ filter: PacketFilter) throws -> Set<Int64>? {
-        let (cond, args) = try filter.sql()
-        if cond == "1" { return nil }
+        let (cond, args) = try filter.sql(db)
+        if cond == "1" && filter.bound == nil { return nil }
         let clones = try CloneTree(db)
         var selected = Set<Int64>()
-        let cursor = try Int64.fetchCursor(db, sql: "SELECT p.id FROM pkt p WHERE \(cond)", arguments: StatementArguments(args))
+        let cursor = try Int64.fetchCursor(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id", arguments: StatementArguments(args))
+        var roots = 0
         while let id = try cursor.next() {
             try Sandbox.checkInterrupt("the selection")
+            if selected.contains(id) { continue }  // a clone of a packet taken before
+            if let limit = filter.bound, roots >= limit { break }
+            roots += 1
             selected.formUnion(clones.tree(id))
         }
         return selected

@@ -50,6 +50,12 @@ extension Diagnosis {
             }
         }
         for e in errors { out += "rule error: \(e.description)\n" }
+        // a rule that failed as it ran: its reason, where the errors above do not already give it
+        for r in rules {
+            if let error = status[r.source]?.optText("error"), !errors.contains(where: { $0.description.contains(error) || error.contains($0.description) }) {
+                out += "\(r.id): broken: \(error)\n"
+            }
+        }
         return out
     }
 

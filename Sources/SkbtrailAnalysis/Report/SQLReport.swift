@@ -4,7 +4,7 @@ import GRDBSQLite
 import SkbtrailBundle
 
 extension AnalysisDatabase {
-    /// Runs one read-only query and renders it as a table, CSV or a JSON array of objects.
+    /// Runs one read-only query and renders it as a table, CSV, a JSON array of objects or JSON lines.
     public func sqlReport(_ query: String, format: OutputFormat, limits: QueryLimits = .defaults) throws -> String {
         try TextSink.collect { try sqlReport(query, format: format, limits: limits, to: $0) }
     }
@@ -43,18 +43,12 @@ extension AnalysisDatabase {
         try sandbox.running("the query") {
             statement.run()
             switch format {
-            case .json:
-                sink.append("[")
-                var first = true
+            case .json, .jsonl:
+                let list = JSONList(sink, lines: format == .jsonl)
                 while try statement.step() {
-                    let object = JSON.object(columns.enumerated().map { ($0.element, JSON(value(Int32($0.offset)))) })
-                    sink.append { out in
-                        if !first { out += "," }
-                        object.write(into: &out)
-                    }
-                    first = false
+                    list.add(JSON.object(columns.enumerated().map { ($0.element, JSON(value(Int32($0.offset)))) }))
                 }
-                sink.append("]\n")
+                list.end()
             case .csv:
                 sink.append { TextLayout.csvLine(columns, into: &$0) }
                 while try statement.step() {

@@ -1,14 +1,14 @@
 import Foundation
 import GRDB
+import SkbtrailBundle
 
 /// Which connections `skbtrail tcp` shows and how.
 public struct TCPOptions: Sendable {
-    /// Either end's address.
-    public var addr: String?
-    /// Either end's port.
-    public var port: Int?
-    /// A namespace name or inode.
-    public var netns: String?
+    /// The filter every command takes. A connection has no direction: -s, -d and --addr each match either
+    /// end's address (a network too), --sport, --dport and --port either end's port; --proto selects
+    /// tcp, ipv4 or ipv6 (nothing else has a TCP connection); the time window keeps connections seen in it;
+    /// --packet, --dropped, --ifname and --pid keep the connections that carried a packet they select.
+    public var filter = PacketFilter()
     /// Only this connection id.
     public var connection: Int?
     /// Also list every sample (tcp_probe, retransmit, reset, state change).
@@ -16,26 +16,64 @@ public struct TCPOptions: Sendable {
     /// Include sockets that only listened (no peer).
     public var listeners = false
     public var json = false
+    /// With `json`: one object per line instead of one array.
+    public var jsonLines = false
     public init() {}
 }
 
 extension AnalysisDatabase {
+    /// The condition on `tcp_connection` for the endpoint and time parts of `f`.
+    static func connectionCondition(_ db: Database, _ f: PacketFilter) throws -> (conds: [String], args: [DatabaseValueConvertible?]) {
+        if let bad = f.invalidValue() { throw AnalysisError.message(bad) }
+        var conds: [String] = []
+        var args: [DatabaseValueConvertible?] = []
+        for text in [f.saddr, f.daddr, f.addr].compactMap({ $0 }) {
+            guard let n = IPNetwork(text) else { continue }
+            if n.isHost { conds.append("(laddr = ? OR raddr = ?)"); args += [n.text, n.text] }
+            else { conds.append("(in_net(laddr, ?) OR in_net(raddr, ?))"); args += [n.description, n.description] }
+        }
+        for port in [f.sport, f.dport, f.port].compactMap({ $0 }) { conds.append("(lport = ? OR rport = ?)"); args += [port, port] }
+        if let proto = f.proto {
+            switch ProtocolNames.parse(proto) {
+            case .ipProtocol(6)?: break
+            case .ethertype(0x0800)?: conds.append("instr(laddr, ':') = 0")
+            case .ethertype(0x86DD)?: conds.append("instr(laddr, ':') > 0")
+            default: conds.append("0")
+            }
+        }
+        if let netns = f.netns { conds.append("netns = ?"); args.append(try PacketFilter.netnsInode(db, netns)) }
+        if let since = f.sinceNs { conds.append("t_ns + duration_ns >= ?"); args.append(since) }
+        if let until = f.untilNs { conds.append("t_ns <= ?"); args.append(until) }
+        return (conds, args)
+    }
+
     /// `skbtrail tcp`: per connection, its state changes, RTT (min, median, max, histogram), cwnd,
     /// retransmissions, resets with their reasons, and segments seen, from the tcp_connection and
     /// tcp_sample views.
     public func tcpReport(options: TCPOptions) throws -> String {
-        var conds: [String] = []
-        var args: [DatabaseValueConvertible?] = []
-        if let addr = options.addr { conds.append("(laddr = ? OR raddr = ?)"); args += [addr, addr] }
-        if let port = options.port { conds.append("(lport = ? OR rport = ?)"); args += [port, port] }
-        if let netns = options.netns {
-            if let inode = Int64(netns) { conds.append("netns = ?"); args.append(inode) } else { conds.append("netns_name = ?"); args.append(netns) }
-        }
-        if let id = options.connection { conds.append("id = ?"); args.append(id) }
-        if !options.listeners && options.connection == nil { conds.append("NOT (rport = 0 AND raddr IN ('0.0.0.0', '::'))") }
-        let whereSQL = conds.isEmpty ? "" : "WHERE " + conds.joined(separator: " AND ")
         return try reader.read { db in
-            let conns = try Row.fetchAll(db, sql: "SELECT * FROM tcp_connection \(whereSQL) ORDER BY id", arguments: StatementArguments(args))
+            var (conds, args) = try AnalysisDatabase.connectionCondition(db, options.filter)
+            if let id = options.connection { conds.append("id = ?"); args.append(id) }
+            if !options.listeners && options.connection == nil { conds.append("NOT (rport = 0 AND raddr IN ('0.0.0.0', '::'))") }
+            let whereSQL = conds.isEmpty ? "" : "WHERE " + conds.joined(separator: " AND ")
+            var conns = try Row.fetchAll(db, sql: "SELECT * FROM tcp_connection \(whereSQL) ORDER BY id", arguments: StatementArguments(args))
+            // the packet-level parts: connections that carried a selected packet, by its 4-tuple either way
+            var byPacket = PacketFilter()
+            byPacket.packets = options.filter.packets; byPacket.droppedOnly = options.filter.droppedOnly
+            byPacket.ifname = options.filter.ifname; byPacket.pid = options.filter.pid
+            if !byPacket.isEmpty {
+                let (cond, pargs) = try byPacket.sql(db)
+                var tuples = Set<String>()
+                for r in try Row.fetchAll(db, sql: "SELECT saddr, sport, daddr, dport FROM tcp_pkt WHERE packet_id IN (SELECT p.id FROM pkt p WHERE \(cond))",
+                                          arguments: StatementArguments(pargs)) {
+                    tuples.insert("\(r["saddr"] as String? ?? "") \(r["sport"] as Int64? ?? 0) \(r["daddr"] as String? ?? "") \(r["dport"] as Int64? ?? 0)")
+                }
+                conns = conns.filter { c in
+                    let l = "\(c["laddr"] as String? ?? "") \(c["lport"] as Int64? ?? 0)", r = "\(c["raddr"] as String? ?? "") \(c["rport"] as Int64? ?? 0)"
+                    return tuples.contains(l + " " + r) || tuples.contains(r + " " + l)
+                }
+            }
+            if let limit = options.filter.bound { conns = Array(conns.prefix(limit)) }
             var out = ""
             if conns.isEmpty && !options.json {
                 let probes = try Int.fetchOne(db, sql: "SELECT count(*) FROM probe_events WHERE probe BETWEEN 20 AND 26") ?? 0
@@ -43,6 +81,9 @@ extension AnalysisDatabase {
                     ? "no TCP socket records in this recording (the tcp tracepoints saw nothing that matched the recorder's filters).\n"
                     : "no connection matches.\n"
             }
+            var json = ""
+            let sink = TextSink { json += $0 }
+            let list = options.json ? JSONList(sink, lines: options.jsonLines) : nil
             for c in conns {
                 let id = c.int("id")
                 let samples = try Row.fetchAll(db, sql: "SELECT * FROM tcp_sample WHERE connection_id = ? ORDER BY event_id", arguments: [id])
@@ -51,9 +92,9 @@ extension AnalysisDatabase {
                 let states = samples.filter { $0.text("kind") == "state" }
                 let retrans = samples.filter { $0.text("kind") == "retransmit" }
                 let resets = samples.filter { ["send_reset", "receive_reset"].contains($0.text("kind")) }
-                if options.json {
-                    out += AnalysisDatabase.connectionJSON(c, states: states, retrans: retrans, resets: resets, histogram: histogram,
-                                                   samples: options.samples ? samples : nil).text + "\n"
+                if let list {
+                    list.add(AnalysisDatabase.connectionJSON(c, states: states, retrans: retrans, resets: resets, histogram: histogram,
+                                                             samples: options.samples ? samples : nil))
                     continue
                 }
                 out += AnalysisDatabase.connectionText(c, states: states, retrans: retrans, resets: resets, histogram: histogram)
@@ -67,11 +108,16 @@ extension AnalysisDatabase {
                             fig = "srtt \(Duration.text(srtt * 1000)) cwnd \(s.optInt("cwnd") ?? 0) inflight \(s.optInt("packets_out") ?? 0) retrans \(s.optInt("total_retrans") ?? 0)"
                         }
                         if let r = s.optText("rst_reason") { fig = "reason \(r)" }
-                        return ["    " + TextLayout.seconds(t), what, fig]
+                        return ["    " + TextLayout.seconds(t) + "s", what, fig]
                     }
                     out += "  samples:\n" + TextLayout.table(["    t (s)", "sample", "figures"], rows)
                 }
                 out += "\n"
+            }
+            if let list {
+                list.end()
+                sink.flush()
+                return json
             }
             return out
         }
@@ -83,12 +129,12 @@ extension AnalysisDatabase {
         if let sk = c.optText("sk") { out += "  sk \(sk)" }
         out += "\n"
         let t = c.int("t_ns"), d = c.int("duration_ns")
-        out += "  seen     \(TextLayout.seconds(t)) s for \(Duration.text(d))"
+        out += "  seen     at \(TextLayout.seconds(t))s for \(Duration.text(d))"
         if let last = c.optText("last_state") { out += ", last state \(last)" }
         out += "\n"
         if !states.isEmpty {
             out += "  states   " + states.map { s in
-                "\(TextLayout.seconds(s.int("t_ns"))) \(s.optText("oldstate") ?? "?") -> \(s.optText("state") ?? "?")"
+                "\(TextLayout.seconds(s.int("t_ns")))s \(s.optText("oldstate") ?? "?") -> \(s.optText("state") ?? "?")"
             }.joined(separator: ", ") + "\n"
         }
         let n = c.int("rtt_samples")
@@ -109,8 +155,8 @@ extension AnalysisDatabase {
         let rcount = c.int("retransmits")
         out += "  retrans  \(rcount)"
         if rcount > 0 {
-            let times = retrans.prefix(10).map { TextLayout.seconds($0.int("t_ns")) }.joined(separator: ", ")
-            out += " at \(times)\(retrans.count > 10 ? ", ..." : "") s"
+            let times = retrans.prefix(10).map { TextLayout.seconds($0.int("t_ns")) + "s" }.joined(separator: ", ")
+            out += " at \(times)\(retrans.count > 10 ? ", ..." : "")"
         }
         if let total = c.optInt("total_retrans"), total > 0 { out += " (kernel's total_retrans \(total))" }
         out += "\n"
@@ -118,7 +164,7 @@ extension AnalysisDatabase {
         if sent + received > 0 {
             out += "  resets   " + resets.map { r in
                 let kind = r.text("kind") == "send_reset" ? "sent" : "received"
-                return "\(kind) at \(TextLayout.seconds(r.int("t_ns"))) s" + ((r.optText("rst_reason")).map { " (\($0))" } ?? "")
+                return "\(kind) at \(TextLayout.seconds(r.int("t_ns")))s" + ((r.optText("rst_reason")).map { " (\($0))" } ?? "")
             }.joined(separator: ", ") + "\n"
         }
         let zs = c.int("zero_window_sent"), zr = c.int("zero_window_received")
