@@ -8,6 +8,13 @@
 set -euo pipefail
 SETUP_LOG=${SETUP_LOG:-/tmp/skbtrail-setup.log}
 
+PACKAGES=(libbpf-dev libelf-dev libsqlite3-dev libzstd-dev pkg-config bpftool iptables nftables iproute2
+          iputils-ping tcpdump netcat-openbsd procps python3 sqlite3 zstd
+          # pcapng read back by the tests (skbtrail pcap)
+          tshark
+          # the kernel matrix (scripts/kernels.sh): QEMU, the guest's busybox, modprobe for its modules
+          qemu-system-x86 busybox-static kmod xz-utils)
+
 # The man pages (argument-parser's generate-manual plugin, from the commands' own --help) and the
 # completion scripts (each program's --generate-completion-script), installed where man and the shells look.
 docs() {

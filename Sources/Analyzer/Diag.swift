@@ -50,7 +50,7 @@ struct Rules: ParsableCommand {
     var rules: String?
     @Flag(name: .customLong("no-cache"), help: "Decode into a temporary file instead of the cache.") var noCache = false
     @OptionGroup var limits: LimitOptions
-    @Option(help: ArgumentHelp("Output format: text, json (one document) or jsonl (the same, on one line).", valueName: "FORMAT"))
+    @Option(help: ArgumentHelp("Output format: text, json (an array of rules) or jsonl (a rule per line).", valueName: "FORMAT"))
     var format: OutputFormat = .text
     @OptionGroup(title: "Terminal") var terminal: TerminalOptions
 
@@ -60,7 +60,7 @@ struct Rules: ParsableCommand {
         TerminalOutput.options = terminal
         try reporting(text: format == .text) {
             let analysis = try file.map { try AnalysisDatabase(bundlePath: $0, cache: noCache ? .none : .auto) }
-            return try Diagnosis.rulesReport(userDirectory: rules, analysis: analysis, json: format.isJSON, limits: try limits.limits())
+            return try Diagnosis.rulesReport(userDirectory: rules, analysis: analysis, json: format.isJSON, jsonLines: format == .jsonl, limits: try limits.limits())
         }
     }
 }

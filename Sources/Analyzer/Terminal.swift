@@ -34,7 +34,20 @@ struct TerminalOptions: ParsableArguments {
         let env = ProcessInfo.processInfo.environment
         let command = env["SKBTRAIL_PAGER"] ?? env["PAGER"] ?? "less"
         let trimmed = command.trimmingCharacters(in: .whitespaces)
-        return trimmed.isEmpty || trimmed == "cat" ? nil : trimmed
+        guard !trimmed.isEmpty, trimmed != "cat", let program = trimmed.split(separator: " ").first.map(String.init) else { return nil }
+        // a pager that is not installed would take the output with it: standard output then, with a word why
+        guard TerminalOptions.executable(program) else {
+            FileHandle.standardError.write(Data("skbtrail: the pager '\(program)' is not installed: printing without one (set SKBTRAIL_PAGER, or --no-pager)\n".utf8))
+            return nil
+        }
+        return trimmed
+    }
+
+    /// Whether `program` (a path, or a name looked up in $PATH) can be run.
+    static func executable(_ program: String) -> Bool {
+        if program.contains("/") { return access(program, X_OK) == 0 }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        return path.split(separator: ":").contains { access("\($0)/\(program)", X_OK) == 0 }
     }
 }
 

@@ -59,7 +59,7 @@ struct CommandLineTests {
             #expect(objects.allSatisfy { $0 is [String: Any] || $0 is [Any] }, "\(name) --format jsonl: a line is not JSON")
             // a list is the same items either way
             switch name {
-            case "paths", "drops", "tcp", "sql":
+            case "paths", "drops", "tcp", "sql", "rules":
                 let array = try #require(doc as? [Any], "\(name) --format json is not an array")
                 #expect(array.count == objects.count, "\(name): \(array.count) items in json, \(objects.count) lines in jsonl")
                 #expect(objects.allSatisfy { $0 is [String: Any] })
@@ -231,5 +231,44 @@ struct CommandLineTests {
         // latency names what it can measure, even when it is nothing
         let none = try CommandLineTests.run(["latency", b, "--from", "nope", "--to", "kfree_skb"])
         #expect(none.status != 0 && none.err.contains("Probes with events: consume_skb"))
+    }
+
+    /// What an independent review of the command line found, each kept fixed.
+    @Test func edgesOfTheCommandLine() throws {
+        let b = CommandLineTests.noisy
+        func count(_ args: [String]) throws -> Int {
+            let r = try CommandLineTests.run(args + ["--format", "jsonl"])
+            #expect(r.status == 0, "\(args): \(r.err)")
+            return r.out.split(separator: "\n").count
+        }
+        // a namespace file is followed to its namespace (not the inode of the link itself); any other
+        // file is refused in a sentence instead of selecting nothing
+        var own = stat()
+        if stat("/proc/self/ns/net", &own) == 0 {
+            #expect(try count(["paths", b, "--netns", "/proc/self/ns/net"]) == count(["paths", b, "--netns", String(own.st_ino)]))
+        }
+        let notNamespace = try CommandLineTests.run(["paths", b, "--netns", "/etc/passwd"])
+        #expect(notNamespace.status != 0 && notNamespace.err.contains("--netns /etc/passwd"))
+        // an id past the last packet is no packet (it once counted up to Int64.max and trapped)
+        let far = try CommandLineTests.run(["paths", b, "--packet", String(Int64.max)])
+        #expect(far.status == 0 && far.out.contains("no packets match"), "\(far.out)\(far.err)")
+        let farSQL = try CommandLineTests.run(["sql", b, "--format", "csv", "SELECT count(*) FROM pkt WHERE id = 9223372036854775807"])
+        #expect(farSQL.status == 0 && farSQL.out.split(whereSeparator: \.isNewline).last == "0", "\(farSQL.out)\(farSQL.err)")
+        // --limit as large as what --quiet shows is no cut
+        let tcp = Fixture(name: "tcp/tcp-loss").path
+        let severe = try count(["diag", tcp, "--quiet"]) - 1
+        #expect(severe > 1)
+        for (limit, cut) in [(severe, false), (severe - 1, true)] {
+            let out = try CommandLineTests.run(["diag", tcp, "--quiet", "--limit", String(limit), "--format", "jsonl"]).out
+            let summary = (CommandLineTests.document(String(out.split(separator: "\n").last ?? "")) as? [String: Any])?["summary"] as? [String: Any]
+            #expect(summary?["limited"] as? Bool == cut, "--quiet --limit \(limit) of \(severe): \(summary ?? [:])")
+        }
+        // a pager that is not installed: the output goes to standard output, with a word why
+        let script = "/usr/bin/script"
+        if FileManager.default.isExecutableFile(atPath: script), let bin = CommandLineTests.binary {
+            let r = try CommandLineTests.run(["-qec", "\(bin) paths \(b) --limit 1", "/dev/null"], tool: script,
+                                             env: ["SKBTRAIL_PAGER": "no-such-pager-here"])
+            #expect(r.out.contains("packet 1 ") && r.out.contains("no-such-pager-here"), "\(r.out)\(r.err)")
+        }
     }
 }

@@ -53,4 +53,58 @@ import Testing
         // the other ways in are preferred where a query offers them
         #expect(try plan("probe_name = 'kfree_skb' AND probe_name LIKE 'k%'").contains("INDEX 3:"))
     }
+
+    /// `pkt` serves `fate`, `drop_reason_name` and `proto` by `=` or `IN` from the packet lists of the
+    /// decode (plans 2-4): the rows, in the order, a scan gives (`+fate` is an expression, which no plan
+    /// serves); another collation than BINARY, and a value of another type, still get SQLite's answer.
+    @Test func packetValueListsGiveTheRowsOfAScan() throws {
+        for fixture in ["netfilter-drop", "faults/noisy-host"] {
+            let a = try Fixture(name: fixture).open()
+            func ids(_ condition: String) throws -> [Int] {
+                try rows(a, "SELECT id FROM pkt WHERE \(condition) ORDER BY id").map { $0["id"] as Int }
+            }
+            func plan(_ condition: String) throws -> String {
+                try rows(a, "EXPLAIN QUERY PLAN SELECT id FROM pkt WHERE \(condition)").map { $0["detail"] as String }.joined(separator: "; ")
+            }
+            var served = 0
+            for (column, index) in [("fate", 2), ("drop_reason_name", 3), ("proto", 4)] {
+                let values = try rows(a, "SELECT DISTINCT \(column) AS v FROM pkt WHERE \(column) IS NOT NULL").map { $0["v"] as String }
+                for v in values + ["no-such-value"] {
+                    let listed = try ids("\(column) = '\(v)'")
+                    #expect(listed == (try ids("+\(column) = '\(v)'")), "\(fixture): \(column) = \(v)")
+                    #expect(try plan("\(column) = '\(v)'").contains("INDEX \(index):"), "\(fixture): \(column) = \(v)")
+                    served += listed.count
+                }
+                let some = values.prefix(2).map { "'\($0)'" }.joined(separator: ", ")
+                if !some.isEmpty {
+                    #expect(try ids("\(column) IN (\(some))") == (try ids("+\(column) IN (\(some))")), "\(fixture): \(column) IN")
+                }
+                if let v = values.first {
+                    #expect(try ids("\(column) = upper('\(v)') COLLATE NOCASE") == (try ids("+\(column) = upper('\(v)') COLLATE NOCASE")))
+                    #expect(try ids("\(column) = (SELECT '\(v)')") == (try ids("+\(column) = '\(v)'")))
+                }
+                #expect(try ids("\(column) = 5").isEmpty)
+            }
+            #expect(served > 0)
+            // the most selective list is the one read, with the other constraint checked by SQLite
+            #expect(try ids("fate = 'dropped' AND proto = 'TCP'") == (try ids("+fate = 'dropped' AND +proto = 'TCP'")))
+        }
+    }
+
+    /// Output passes on in pieces of whole lines (whole characters where a line is longer than a piece):
+    /// a character split between two pieces would turn into two replacement characters.
+    @Test func textSinkNeverSplitsACharacter() throws {
+        var pieces: [String] = []
+        let sink = TextSink { pieces.append($0) }
+        let line = String(repeating: "é→", count: 50) + "\n", long = String(repeating: "€", count: 40_000)
+        var expected = ""
+        for _ in 0..<2000 { sink.append(line); expected += line }
+        sink.appendBytes { $0 += long.utf8 }
+        sink.appendBytes { $0 += ("x" + long).utf8 }  // no line end in the buffer now: cut between characters
+        expected += long + "x" + long
+        sink.flush()
+        #expect(pieces.count > 2)
+        #expect(pieces.joined() == expected)
+        #expect(!pieces.joined().contains("\u{FFFD}"))
+    }
 }

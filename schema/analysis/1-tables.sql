@@ -102,6 +102,12 @@ CREATE TABLE pkt_segment (id INTEGER PRIMARY KEY, packets INTEGER NOT NULL, data
 -- Where each packet is: block B holds the entries of packet ids B * 65536 + 1 and up, u32 each:
 -- segment * 4096 + slot + 1, 0 for none.
 CREATE TABLE pkt_index (block INTEGER PRIMARY KEY, entries BLOB NOT NULL);
+-- The packets by the value of a column rules select on (fate, drop_reason_name, proto): the ids with
+-- `value` in column `col`, ascending, u32 each, 65536 to a block; `pkt` serves `col = ...` from them.
+-- pkt_value_col names the columns listed (a column with too many values is not).
+CREATE TABLE pkt_value (col TEXT NOT NULL, value TEXT NOT NULL, block INTEGER NOT NULL, ids BLOB NOT NULL,
+                        PRIMARY KEY (col, value, block));
+CREATE TABLE pkt_value_col (col TEXT PRIMARY KEY);
 CREATE VIRTUAL TABLE pkt USING skbtrail_packets;
 
 CREATE TABLE clone_edge (

@@ -211,10 +211,15 @@ final class EventSource {
         return lists.count == 1 ? lists[0] : lists.joined().sorted()
     }
 
+    /// What names the probe of `e`: its probe, and for a netfilter bracket its family and hook too.
+    func probeKey(_ e: st_event) -> Int {
+        let p = Int(e.probe)
+        return ProbeTable.isNetfilterBracket(p) ? BundleNames.nfKey(probe: p, family: Int(e.args.nf.pf), hook: Int(e.args.nf.hook)) : p
+    }
+
     /// The name of the probe that wrote `e` (cached by attach point).
     func probeName(_ e: st_event) -> String {
-        let p = Int(e.probe)
-        let key = ProbeTable.isNetfilterBracket(p) ? BundleNames.nfKey(probe: p, family: Int(e.args.nf.pf), hook: Int(e.args.nf.hook)) : p
+        let key = probeKey(e)
         if let n = probeNames[key] { return n }
         let n = names.probeName(e)
         probeNames[key] = n

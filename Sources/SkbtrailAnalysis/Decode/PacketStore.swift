@@ -12,6 +12,28 @@ enum PacketIndexColumn: Int32, TableColumns {
     case block = 1, entries
 }
 
+enum PacketValueColumn: Int32, TableColumns {
+    static let table = "pkt_value"
+    case col = 1, value, block, ids
+}
+
+enum PacketValueListedColumn: Int32, TableColumns {
+    static let table = "pkt_value_col"
+    case col = 1
+}
+
+/// The columns whose values `pkt_value` lists packets by: what rules select on (`fate = 'dropped'`, a
+/// drop reason, a protocol), few values each, so a rule reads the packets it wants instead of all.
+enum PacketValueIndex {
+    static let columns: [PacketColumn] = [.fate, .drop_reason_name, .proto]
+    /// Ids per `pkt_value` row.
+    static let block = 65536
+    /// The place of a column in `columns`, by raw value (-1: not listed).
+    static let place: [Int] = (0...PacketColumn.allCases.count).map { raw in
+        columns.firstIndex { $0.rawValue == Int32(raw) } ?? -1
+    }
+}
+
 /// A segment of packets, packed: the layout shared by `PacketStore` (which writes it) and `PacketSource`
 /// (which reads it). Uncompressed, a segment is
 ///
@@ -46,6 +68,14 @@ enum PacketSegment {
 final class PacketStore {
     private let segments: RowWriter<PacketSegmentColumn>
     private let index: RowWriter<PacketIndexColumn>
+    private let values: RowWriter<PacketValueColumn>
+    private let listed: RowWriter<PacketValueListedColumn>
+    /// For each column of `PacketValueIndex`: its values so far (code - 1), each packet's code by id - 1
+    /// (0: NULL or no packet), and the current row's.
+    private var valueCodes: [[String: UInt16]] = PacketValueIndex.columns.map { _ in [:] }
+    private var valueNames: [[String]] = PacketValueIndex.columns.map { _ in [] }
+    private var codesByID: [[UInt16]] = PacketValueIndex.columns.map { _ in [] }
+    private var rowCodes: [UInt16] = PacketValueIndex.columns.map { _ in 0 }
     private let compressor = ZstdCompressor(level: 1)
     private var segment = 0
     private var ids: [UInt32] = []
@@ -65,6 +95,8 @@ final class PacketStore {
     init(_ db: Database) throws {
         segments = try RowWriter(db)
         index = try RowWriter(db)
+        values = try RowWriter(db)
+        listed = try RowWriter(db)
         var slotOf = [Int](repeating: -1, count: PacketColumn.allCases.count + 1)
         for (i, c) in PacketSegment.columns.enumerated() { slotOf[Int(c.rawValue)] = i }
         self.slotOf = slotOf
@@ -90,6 +122,8 @@ final class PacketStore {
     @inline(__always) func int(_ c: PacketColumn, _ v: UInt64) { set(c, Int64(bitPattern: v)) }
     @inline(__always) func text(_ c: PacketColumn, _ v: String?) {
         guard let v else { return }
+        let place = PacketValueIndex.place[Int(c.rawValue)]
+        if place >= 0 { rowCodes[place] = code(place, v) }
         if let k = stringIndex[v] {
             set(c, k)
             return
@@ -102,6 +136,17 @@ final class PacketStore {
         set(c, stringCount)
     }
 
+    /// The code of value `v` of listed column `place`: 1 and up, or 0 past 65535 values (then the
+    /// column is not listed at all: see `finish`).
+    private func code(_ place: Int, _ v: String) -> UInt16 {
+        if let c = valueCodes[place][v] { return c }
+        guard valueNames[place].count < Int(UInt16.max) else { return 0 }
+        valueNames[place].append(v)
+        let c = UInt16(valueNames[place].count)
+        valueCodes[place][v] = c
+        return c
+    }
+
     /// Adds the row built since the last `add`, with the packet's record numbers.
     func add(id: Int, records: UnsafeBufferPointer<UInt32>) throws {
         ids.append(UInt32(truncatingIfNeeded: id))
@@ -109,6 +154,13 @@ final class PacketStore {
         offsets.append(UInt32(truncatingIfNeeded: numbers.count))
         if id > entries.count { entries += repeatElement(0, count: id - entries.count) }
         if id >= 1 { entries[id - 1] = PacketSegment.entry(segment: segment, slot: ids.count - 1) }
+        for place in rowCodes.indices {
+            if id >= 1 {
+                if id > codesByID[place].count { codesByID[place] += repeatElement(0, count: id - codesByID[place].count) }
+                codesByID[place][id - 1] = rowCodes[place]
+            }
+            rowCodes[place] = 0
+        }
         if ids.count == PacketSegment.capacity { try flush() }
         begin()
     }
@@ -151,6 +203,32 @@ final class PacketStore {
             part.withUnsafeBytes { index.blob(.entries, $0) }
             try index.run()
             block += 1
+        }
+        try writeValues()
+    }
+
+    /// `pkt_value`: for each listed column and each of its values, the ids of the packets with it,
+    /// ascending, in blocks. A column with more values than codes is left out (the table then scans).
+    private func writeValues() throws {
+        for (place, column) in PacketValueIndex.columns.enumerated() where valueNames[place].count < Int(UInt16.max) {
+            let names = valueNames[place]
+            var lists = [[UInt32]](repeating: [], count: names.count + 1)
+            var blocks = [Int](repeating: 0, count: names.count + 1)
+            func write(_ code: Int) throws {
+                values.text(.col, String(describing: column)); values.text(.value, names[code - 1]); values.int(.block, blocks[code])
+                lists[code].withUnsafeBytes { values.blob(.ids, $0) }
+                try values.run()
+                blocks[code] += 1
+                lists[code].removeAll(keepingCapacity: true)
+            }
+            for (i, code) in codesByID[place].enumerated() where code != 0 {
+                lists[Int(code)].append(UInt32(truncatingIfNeeded: i + 1))
+                if lists[Int(code)].count == PacketValueIndex.block { try write(Int(code)) }
+            }
+            for code in 1..<lists.count where !lists[code].isEmpty { try write(code) }
+            codesByID[place] = []
+            listed.text(.col, String(describing: column))
+            try listed.run()
         }
     }
 }

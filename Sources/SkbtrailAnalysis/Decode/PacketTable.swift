@@ -152,6 +152,16 @@ final class PacketSource {
         }
     }
 
+    /// The ids of the packets whose column `c` (one of `PacketValueIndex.columns`) is `value`, ascending.
+    func ids(_ c: PacketColumn, _ value: String) throws -> [UInt32] {
+        var ids: [UInt32] = []
+        try query("SELECT ids FROM \(quoted("pkt_value")) WHERE col = ? AND value = ? ORDER BY block", bind: { s in
+            _ = String(describing: c).withCString { sqlite3_bind_text(s, 1, $0, -1, SQLITE_TRANSIENT_VALUE) }
+            _ = value.withCString { sqlite3_bind_text(s, 2, $0, -1, SQLITE_TRANSIENT_VALUE) }
+        }) { ids += EventSource.words($0, 0) }
+        return ids
+    }
+
     /// The record numbers of packet `id`'s steps, in order.
     func records(_ id: Int64) throws -> [UInt32] {
         guard let (s, slot) = try locate(id) else { return [] }
@@ -237,6 +247,37 @@ final class PacketTable: VirtualTable {
         return s
     }
 
+    /// The listed columns (`pkt_value_col`) and how many packets each of their values has, read at the
+    /// first plan (nil where the analysis database has no lists).
+    private var valueCounts: [PacketColumn: [String: Int]]?
+    /// Packets in all, for the plans' estimates.
+    private var packetCount = 0
+
+    private func counts() -> [PacketColumn: [String: Int]] {
+        if let valueCounts { return valueCounts }
+        var counts: [PacketColumn: [String: Int]] = [:]
+        func each(_ sql: String, _ row: (OpaquePointer) -> Void) {
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK, let statement else { return }
+            defer { sqlite3_finalize(statement) }
+            while sqlite3_step(statement) == SQLITE_ROW { row(statement) }
+        }
+        let q = "\"\(schema.replacingOccurrences(of: "\"", with: "\"\""))\"."
+        each("SELECT col FROM \(q)pkt_value_col") { s in
+            if let t = sqlite3_column_text(s, 0), let c = PacketValueIndex.columns.first(where: { String(describing: $0) == String(cString: t) }) {
+                counts[c] = [:]
+            }
+        }
+        each("SELECT col, value, sum(length(ids)) / 4 FROM \(q)pkt_value GROUP BY col, value") { s in
+            guard let t = sqlite3_column_text(s, 0), let v = sqlite3_column_text(s, 1),
+                  let c = PacketValueIndex.columns.first(where: { String(describing: $0) == String(cString: t) }), counts[c] != nil else { return }
+            counts[c]?[String(cString: v)] = Int(sqlite3_column_int64(s, 2))
+        }
+        each("SELECT sum(packets) FROM \(q)pkt_segment") { s in packetCount = Int(sqlite3_column_int64(s, 0)) }
+        valueCounts = counts
+        return counts
+    }
+
     override func bestIndex(_ info: UnsafeMutablePointer<sqlite3_index_info>) {
         let id = PacketColumn.id.rawValue - 1
         if let i = VirtualTables.constraint(info, column: id) ?? VirtualTables.constraint(info, column: -1) {
@@ -245,6 +286,13 @@ final class PacketTable: VirtualTable {
             info.pointee.estimatedCost = 1
             info.pointee.estimatedRows = 1
             info.pointee.idxFlags = SQLITE_INDEX_SCAN_UNIQUE
+        } else if let (i, column, rows) = valuePlan(info) {
+            // the packets with one value of a listed column, in id order (an IN list: one filter per value)
+            VirtualTables.use(info, i)
+            info.pointee.idxNum = 2 + Int32(PacketValueIndex.place[Int(column.rawValue)])
+            info.pointee.estimatedRows = Int64(rows)
+            info.pointee.estimatedCost = Double(rows) + 10
+            if VirtualTables.ordered(info, by: [id]) { info.pointee.orderByConsumed = 1 }
         } else {
             info.pointee.idxNum = 0
             info.pointee.estimatedCost = 100_000
@@ -253,12 +301,35 @@ final class PacketTable: VirtualTable {
         }
     }
 
+    /// The most selective `column = value` constraint on a listed column, with the packets it selects
+    /// (exact where the value is known when the statement is prepared). Only SQLite's own comparison
+    /// (BINARY) is served: the lists hold each value as it is.
+    private func valuePlan(_ info: UnsafeMutablePointer<sqlite3_index_info>) -> (Int, PacketColumn, Int)? {
+        let counts = counts()
+        guard !counts.isEmpty else { return nil }
+        var best: (Int, PacketColumn, Int)?
+        for column in PacketValueIndex.columns {
+            guard let values = counts[column], let i = VirtualTables.constraint(info, column: column.rawValue - 1),
+                  let collation = sqlite3_vtab_collation(info, Int32(i)), String(cString: collation) == "BINARY" else { continue }
+            var rows = max(packetCount / max(values.count, 1), 1)
+            var value: OpaquePointer?
+            if sqlite3_vtab_rhs_value(info, Int32(i), &value) == SQLITE_OK {
+                rows = VirtualTables.text(value).flatMap { values[$0] } ?? 0
+            }
+            if best == nil || rows < best!.2 { best = (i, column, rows) }
+        }
+        return best
+    }
+
     override func cursor() -> VirtualCursor { Cursor(table: self) }
 
     final class Cursor: VirtualCursor {
         let table: PacketTable
         var id: Int64 = 0
         var last: Int64 = 0
+        /// With a value plan: the ids to visit, and the position in them.
+        var list: [UInt32]?
+        var position = 0
         var segment: PacketSource.Segment?
         var slot = 0
 
@@ -266,10 +337,16 @@ final class PacketTable: VirtualTable {
 
         override func filter(plan: Int32, value: OpaquePointer?) throws {
             let source = try table.packets()
+            list = nil
             if plan == 1 {
-                let wanted = VirtualTables.integer(value) ?? 0
+                // an id past the last packet is none (and never counted up to Int64.max)
+                let wanted = VirtualTables.integer(value).flatMap { $0 >= 1 && $0 <= source.total ? $0 : nil } ?? 0
                 id = wanted
                 last = wanted
+            } else if plan >= 2, Int(plan - 2) < PacketValueIndex.columns.count {
+                let column = PacketValueIndex.columns[Int(plan - 2)]
+                list = try VirtualTables.text(value).map { try source.ids(column, $0) } ?? []
+                position = 0
             } else {
                 id = 1
                 last = source.total
@@ -278,13 +355,25 @@ final class PacketTable: VirtualTable {
         }
 
         override func next() throws {
-            id += 1
+            if list != nil { position += 1 } else { id += 1 }
             try load()
         }
 
         private func load() throws {
             segment = nil
             let source = try table.packets()
+            if let list {
+                while position < list.count {
+                    id = Int64(list[position])
+                    if let (s, i) = try source.locate(id) {
+                        segment = s
+                        slot = i
+                        return
+                    }
+                    position += 1
+                }
+                return
+            }
             while id >= 1 && id <= last {
                 if let (s, i) = try source.locate(id) {
                     segment = s

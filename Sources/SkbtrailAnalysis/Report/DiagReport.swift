@@ -94,9 +94,12 @@ extension AnalysisDatabase {
             let renderer = try PathRenderer(db, clones: clones, startedNs: bundle.recording.startedNs,
                                             bootToUnixNs: bundle.recording.bootToUnixNs, date: options.date, detail: false)
             var shown = 0
+            var started = Date()
             if options.json && !options.jsonLines { sink.append("{\"packets\":[") }
-            let limited = try clones.forEachRoot(db, cond: cond, arguments: args, limit: filter.bound) { id in
-                if options.quiet && !clones.tree(id).contains(where: severe.contains) { return false }
+            let limited = try clones.forEachRoot(db, cond: cond, arguments: args, limit: filter.bound,
+                                                 wanted: { id in
+                !options.quiet || (clones.children[id] == nil ? severe.contains(id) : clones.tree(id).contains(where: severe.contains))
+            }) { id in
                 shown += 1
                 if options.json {
                     let object = try renderer.json(id) { id in
@@ -116,34 +119,35 @@ extension AnalysisDatabase {
                 for t in clones.tree(id) { byPacket[t] = try findings(t) }
                 var byEvent: [Int64: [Finding]] = [:]
                 for f in byPacket.values.joined() { if let e = f.eventID { byEvent[e, default: []].append(f) } }
-                var out = shown == 1 ? PathRenderer.header(date: options.date, detail: false) : ""
-                try renderer.text(id, mark: { packet in
-                    let level = byPacket[packet]?.map(\.severity).max().map(Finding.levelName)
-                    return level.map { $0 != "INFO" ? "  [\($0)]" : "" } ?? ""
-                }, notes: { event in
-                    (byEvent[event] ?? []).map { "^ \($0.level) \($0.code): \($0.message)" }
-                }, into: &out)
-                let treeFindings = clones.tree(id).flatMap { byPacket[$0] ?? [] }
-                    .sorted { ($0.severity, $1.packetID ?? 0) > ($1.severity, $0.packetID ?? 0) }
-                if !treeFindings.isEmpty {
-                    out += "  diagnosis:\n"
-                    for f in treeFindings where !options.quiet || f.severity >= 2 {
-                        out += AnalysisDatabase.findingLines(f, indent: "    ", showPacket: f.packetID != id)
+                if shown == 1 { sink.append(PathRenderer.header(date: options.date, detail: false)) }
+                try sink.appendBytes { out in
+                    try renderer.text(id, mark: { packet in
+                        let level = byPacket[packet]?.map(\.severity).max().map(Finding.levelName)
+                        return level.map { $0 != "INFO" ? "  [\($0)]" : "" } ?? ""
+                    }, notes: { event in
+                        (byEvent[event] ?? []).map { "^ \($0.level) \($0.code): \($0.message)" }
+                    }, into: &out)
+                    let treeFindings = clones.tree(id).flatMap { byPacket[$0] ?? [] }
+                        .sorted { ($0.severity, $1.packetID ?? 0) > ($1.severity, $0.packetID ?? 0) }
+                    if !treeFindings.isEmpty {
+                        out += "  diagnosis:\n".utf8
+                        for f in treeFindings where !options.quiet || f.severity >= 2 {
+                            out += AnalysisDatabase.findingLines(f, indent: "    ", showPacket: f.packetID != id).utf8
+                        }
                     }
+                    out.append(0x0A)
                 }
-                sink.append(out + "\n")
                 return true
             }
 
-            let selected = try Int.fetchOne(db, sql: "SELECT count(*) FROM pkt p WHERE \(cond)", arguments: StatementArguments(args)) ?? 0
-            var fates: [(String, Int)] = []
-            for row in try Row.fetchAll(db, sql: "SELECT p.fate, count(*) AS n FROM pkt p WHERE \(cond) GROUP BY p.fate ORDER BY n DESC, p.fate",
-                                        arguments: StatementArguments(args)) {
-                fates.append((row.text("fate"), Int(row.int("n"))))
-            }
+            DecodeTiming.phase("report: packets", started)
+            started = Date()
+            defer { DecodeTiming.phase("report: summary", started) }
+            let (selected, fates) = try PacketFilter.fateCounts(db, cond: cond, arguments: args)
             // per code: the level of its worst finding and the count, worst and most frequent first; per
-            // level: the count. One pass over the findings in scope (finding a packet in scope is most of it).
-            let scope = "(f.packet_id IS NULL OR f.packet_id IN (SELECT p.id FROM pkt p WHERE \(cond)))"
+            // level: the count. One pass over the findings, each looked up among the packets in scope.
+            let scope = cond == "1" ? "(f.packet_id IS NULL OR EXISTS (SELECT 1 FROM pkt p WHERE p.id = f.packet_id))"
+                : "(f.packet_id IS NULL OR EXISTS (SELECT 1 FROM pkt p WHERE p.id = f.packet_id AND \(cond)))"
             // keyed by bytes: GROUP BY compares bytes, a String key would merge canonically equal spellings
             var byCode: [[UInt8]: (severity: Int, count: Int)] = [:]
             var levelCounts: [String: Int] = [:]

@@ -23,14 +23,17 @@ extension AnalysisDatabase {
         var step: Int64
         var ts: Int64
         var probe: String
-        var ifname: String?
-        var netns: String?
+        /// Where the step was (names looked up for the packets listed).
+        var netns: Int64
+        var ifindex: Int64
+        var ifname: String? = nil
+        var netnsName: String? = nil
     }
 
     struct LatencyPacket {
         var id: Int64
-        var tuple: String
-        var fate: String
+        var tuple = ""
+        var fate = ""
         var steps: [LatencyStep] = []
         var span: Int64 = 0
         var spanFrom = 0
@@ -64,56 +67,77 @@ extension AnalysisDatabase {
         var without = 0
         var slowCount = 0
         var listed: [LatencyPacket] = []
-        var hopTimes: [String: (from: String, to: String, values: [Int64])] = [:]
-        func take(_ packet: LatencyPacket) {
-            var p = packet
+        // per hop (the probe keys of its two steps, EventSource.probeKey): its names and durations
+        var hopTimes: [Int: (from: String, to: String, values: [Int64])] = [:]
+        // whether a probe (by key) is what --from and --to name
+        var isFrom: [Int: Bool] = [:], isTo: [Int: Bool] = [:]
+        var steps: [LatencyStep] = [], keys: [Int] = []
+        /// Measures the packet whose steps (and their probes' keys) are in `steps` and `keys`.
+        func take(_ id: Int64) {
             packetCount += 1
-            if let from = options.from, let to = options.to {
-                guard let f = p.steps.firstIndex(where: { AnalysisDatabase.probeMatches($0.probe, from) }),
-                      let t = p.steps[(f + 1)...].firstIndex(where: { AnalysisDatabase.probeMatches($0.probe, to) }) else {
+            var from = 0, to = steps.count - 1
+            if let fromName = options.from, let toName = options.to {
+                func matches(_ k: Int, _ name: String, _ memo: inout [Int: Bool], _ probe: String) -> Bool {
+                    if let m = memo[k] { return m }
+                    let m = AnalysisDatabase.probeMatches(probe, name)
+                    memo[k] = m
+                    return m
+                }
+                guard let f = steps.indices.first(where: { matches(keys[$0], fromName, &isFrom, steps[$0].probe) }),
+                      let t = steps.indices[(f + 1)...].first(where: { matches(keys[$0], toName, &isTo, steps[$0].probe) }) else {
                     without += 1
                     return
                 }
-                p.spanFrom = f; p.spanTo = t
-                p.span = p.steps[t].ts &- p.steps[f].ts
-            } else {
-                p.spanFrom = 0; p.spanTo = p.steps.count - 1
-                p.span = p.lifetime
+                from = f; to = t
             }
-            spans.append(p.span)
-            if p.spanTo > p.spanFrom {
-                for i in (p.spanFrom + 1)...p.spanTo {
-                    let a = p.steps[i - 1].probe, b = p.steps[i].probe
-                    hopTimes[a + "\u{0}" + b, default: (a, b, [])].values.append(p.steps[i].ts &- p.steps[i - 1].ts)
+            let span = steps[to].ts &- steps[from].ts
+            spans.append(span)
+            if to > from {
+                for i in (from + 1)...to {
+                    let key = keys[i - 1] << 32 | keys[i]
+                    let d = steps[i].ts &- steps[i - 1].ts
+                    if hopTimes[key]?.values.append(d) == nil { hopTimes[key] = (steps[i - 1].probe, steps[i].probe, [d]) }
                 }
             }
-            guard options.minNs.map({ p.span >= $0 }) ?? true else { return }
+            guard options.minNs.map({ span >= $0 }) ?? true else { return }
             slowCount += 1
-            if !options.summaryOnly && (options.limit == 0 || listed.count < options.limit) { listed.append(p) }
+            if !options.summaryOnly && (options.limit == 0 || listed.count < options.limit) {
+                listed.append(LatencyPacket(id: id, steps: steps, span: span, spanFrom: from, spanTo: to))
+            }
         }
         try reader.read { db in
-            let cursor = try Row.fetchCursor(db, sql: """
-                SELECT p.id, coalesce(p.tuple, '') AS tuple, p.fate, e.step, e.ts, e.probe_name, i.name AS ifname, n.name AS netns_name
-                FROM pkt p JOIN ev e ON e.packet_id = p.id
-                LEFT JOIN bundle_interface i ON i.netns = e.netns AND i.ifindex = e.ifindex
-                LEFT JOIN bundle_netns n ON n.inode = e.netns
-                WHERE \(cond) ORDER BY p.id, e.step
-                """, arguments: StatementArguments(args))
-            var current: LatencyPacket?
-            while let row = try cursor.next() {
-                let id = row.int("id")
-                if current?.id != id {
-                    if let c = current { take(c) }
-                    current = LatencyPacket(id: id, tuple: row.text("tuple"), fate: row.text("fate"))
+            // each packet's steps straight from the chunks (as `paths` reads them); names for the listed
+            let packets = try PacketReader(db, startedNs: bundle.recording.startedNs, bootToUnixNs: bundle.recording.bootToUnixNs)
+            let cursor = try Int64.fetchCursor(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id",
+                                               arguments: StatementArguments(args))
+            while let id = try cursor.next() {
+                try Sandbox.checkInterrupt("the report")
+                steps.removeAll(keepingCapacity: true)
+                keys.removeAll(keepingCapacity: true)
+                try packets.forEachStep(id) { s in
+                    steps.append(LatencyStep(step: s.step, ts: s.ts, probe: s.probe, netns: s.netns, ifindex: s.ifindex))
+                    keys.append(s.probeKey)
                 }
-                current?.steps.append(LatencyStep(step: row.int("step"), ts: row.int("ts"), probe: row.text("probe_name"),
-                                                  ifname: row.optText("ifname"), netns: row.optText("netns_name")))
+                if !steps.isEmpty { take(id) }
             }
-            if let c = current { take(c) }
+            for i in listed.indices {
+                if let p = try packets.packet(listed[i].id) {
+                    listed[i].tuple = p.tuple ?? ""
+                    listed[i].fate = p.fate
+                }
+                for j in listed[i].steps.indices {
+                    let s = listed[i].steps[j]
+                    listed[i].steps[j].ifname = packets.ifname(netns: s.netns, ifindex: s.ifindex)
+                    listed[i].steps[j].netnsName = packets.netnsName(s.netns)
+                }
+            }
         }
         let stats = DurationStats(spans)
         let histogram = Log2Histogram(spans)
-        var hops: [Hop] = hopTimes.values.map { h -> Hop in
+        // by name (probes of one name, if any, are one hop)
+        var byName: [String: (from: String, to: String, values: [Int64])] = [:]
+        for h in hopTimes.values { byName[h.from + "\u{0}" + h.to, default: (h.from, h.to, [])].values += h.values }
+        var hops: [Hop] = byName.values.map { h -> Hop in
             Hop(from: h.from, to: h.to, stats: DurationStats(h.values), total: h.values.reduce(0, &+))
         }
         hops.sort { a, b in a.total != b.total ? a.total > b.total : a.from + a.to < b.from + b.to }
@@ -139,7 +163,7 @@ extension AnalysisDatabase {
                     ("steps", .array(p.steps.enumerated().map { i, s in
                         defer { last = s.ts }
                         return .object([("step", .int(s.step)), ("probe", .string(s.probe)), ("ifname", .opt(s.ifname)),
-                                        ("netns", .opt(s.netns)), ("rel_ns", .int(s.ts &- (p.steps.first?.ts ?? 0))),
+                                        ("netns", .opt(s.netnsName)), ("rel_ns", .int(s.ts &- (p.steps.first?.ts ?? 0))),
                                         ("hop_ns", i == 0 ? .null : .int(s.ts &- last)),
                                         ("in_span", .bool(i >= p.spanFrom && i <= p.spanTo))])
                     })),
@@ -157,7 +181,7 @@ extension AnalysisDatabase {
             for (i, s) in p.steps.enumerated() {
                 let hop = i == 0 ? "" : "+" + Duration.text(s.ts &- p.steps[i - 1].ts)
                 let mark = options.from != nil && (i == p.spanFrom || i == p.spanTo) ? "*" : ""
-                let place = [s.ifname, s.netns].compactMap { $0 }.joined(separator: " @")
+                let place = [s.ifname, s.netnsName].compactMap { $0 }.joined(separator: " @")
                 rows.append(["  " + Duration.text(s.ts &- p.steps[0].ts), hop, mark + s.probe, place])
             }
             out += TextLayout.table(["  at", "hop", "step", "where"], rows, right: [0, 1])

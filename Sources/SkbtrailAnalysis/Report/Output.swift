@@ -277,12 +277,16 @@ public enum TextLayout {
 
 /// Output written in pieces as it is produced, so a long result needs no memory of its own.
 public final class TextSink {
-    private var buffer = ""
+    /// What was written and not yet passed on, as UTF-8.
+    private var buffer: [UInt8] = []
+    /// The text `append(_ body:)` writes into, kept between calls.
+    private var scratch = ""
     private let write: (String) -> Void
 
     /// `write` receives pieces of about 64 KiB, and the rest at `flush()`.
     public init(_ write: @escaping (String) -> Void) {
         self.write = write
+        buffer.reserveCapacity(1 << 17)
     }
 
     /// Standard output.
@@ -291,14 +295,22 @@ public final class TextSink {
     }
 
     public func append(_ text: String) {
-        buffer += text
-        if buffer.utf8.count >= 1 << 16 { flush() }
+        buffer += text.utf8
+        if buffer.count >= 1 << 16 { pass() }
     }
 
-    /// Lets the sink write directly into its buffer (then checks whether to pass it on).
+    /// Lets the sink write directly into a text of its own (then checks whether to pass it on).
     public func append(_ body: (inout String) -> Void) {
-        body(&buffer)
-        if buffer.utf8.count >= 1 << 16 { flush() }
+        scratch.removeAll(keepingCapacity: true)
+        body(&scratch)
+        buffer += scratch.utf8
+        if buffer.count >= 1 << 16 { pass() }
+    }
+
+    /// Lets the sink's user write UTF-8 straight into its buffer (the reports that print millions of lines).
+    func appendBytes(_ body: (inout [UInt8]) throws -> Void) rethrows {
+        try body(&buffer)
+        if buffer.count >= 1 << 16 { pass() }
     }
 
     /// What `body` writes into a sink, as one text (for tests and small outputs).
@@ -312,8 +324,23 @@ public final class TextSink {
 
     public func flush() {
         guard !buffer.isEmpty else { return }
-        write(buffer)
-        buffer = ""
+        write(String(decoding: buffer, as: UTF8.self))
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Passes on what was written up to its last line end (else its last whole character): a piece never
+    /// ends inside a character.
+    private func pass() {
+        var cut = buffer.count
+        if let newline = buffer.lastIndex(of: 0x0A) {
+            cut = newline + 1
+        } else {
+            while cut > 0 && buffer[cut - 1] & 0xC0 == 0x80 { cut -= 1 }  // continuation bytes
+            if cut > 0 && buffer[cut - 1] >= 0xC0 { cut -= 1 }  // the lead byte of the cut character
+        }
+        guard cut > 0 else { return }
+        write(String(decoding: buffer[..<cut], as: UTF8.self))
+        buffer.removeSubrange(..<cut)
     }
 }
 

@@ -1,6 +1,9 @@
 import Foundation
 import GRDB
 import SkbtrailBundle
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Which packets a command selects: every analysis command takes the same filter (`skbtrail paths`,
 /// `diag`, `drops`, `latency`, `tcp`, `info`, `pcap`, `slice`, `redact`), with the names of the
@@ -128,6 +131,29 @@ public struct PacketFilter: Sendable {
         return (conds.isEmpty ? "1" : conds.joined(separator: " AND "), args)
     }
 
+    /// How many packets match `cond` (on `pkt p`, as `sql` gives it), and how many of each fate, most
+    /// first. Without a filter both come from the packet lists of the decode (`pkt_value`), not a scan.
+    static func fateCounts(_ db: Database, cond: String, arguments: [DatabaseValueConvertible?]) throws -> (Int, [(String, Int)]) {
+        var fates: [(String, Int)] = []
+        if cond == "1", try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pkt_value_col WHERE col = 'fate')") == true {
+            for row in try Row.fetchAll(db, sql: """
+                SELECT value AS fate, sum(length(ids)) / 4 AS n FROM pkt_value WHERE col = 'fate' GROUP BY value ORDER BY n DESC, value
+                """) {
+                fates.append((row.text("fate"), Int(row.int("n"))))
+            }
+            let total = try Int.fetchOne(db, sql: "SELECT coalesce(sum(packets), 0) FROM pkt_segment") ?? 0
+            return (total, fates)
+        }
+        var total = 0
+        for row in try Row.fetchAll(db, sql: "SELECT p.fate, count(*) AS n FROM pkt p WHERE \(cond) GROUP BY p.fate ORDER BY n DESC, p.fate",
+                                    arguments: StatementArguments(arguments)) {
+            let n = Int(row.int("n"))
+            fates.append((row.text("fate"), n))
+            total += n
+        }
+        return (total, fates)
+    }
+
     /// The inode `--netns` names: a name the bundle knows, /run/netns/NAME, an inode, or a namespace file
     /// of this machine (which is the recording's machine only when analyzing where it was recorded).
     static func netnsInode(_ db: Database, _ value: String) throws -> Int64 {
@@ -137,13 +163,23 @@ public struct PacketFilter: Sendable {
         if let inode = try Int64.fetchOne(db, sql: "SELECT inode FROM bundle_netns WHERE name = ?", arguments: [name]) { return inode }
         if name == "root", let inode = try Int64.fetchOne(db, sql: "SELECT inode FROM bundle_netns WHERE is_root = 1 LIMIT 1") { return inode }
         if value.contains("/") {
-            if let attributes = try? FileManager.default.attributesOfItem(atPath: value),
-               let inode = (attributes[.systemFileNumber] as? NSNumber)?.int64Value, inode > 0 {
-                return inode
-            }
+            if let inode = namespaceFileInode(value) { return inode }
             throw AnalysisError.message("--netns \(value): no namespace file there on this machine, and the bundle has no namespace named \(name). Give a name or an inode the bundle knows: \(try knownNamespaces(db)).")
         }
         throw AnalysisError.message("--netns \(value): the bundle has no namespace of that name. It has \(try knownNamespaces(db)) (or give an inode).")
+    }
+
+    /// The inode of the network namespace file at `path` (/proc/PID/ns/net, a /run/netns bind mount),
+    /// following links; nil for a file that is not a namespace's (its inode would select nothing).
+    static func namespaceFileInode(_ path: String) -> Int64? {
+        #if os(Linux)
+        // namespace files are all on the one nsfs: the device of this process's own says whether it is one
+        var st = stat(), own = stat()
+        guard stat(path, &st) == 0, stat("/proc/self/ns/net", &own) == 0, st.st_dev == own.st_dev else { return nil }
+        return st.st_ino > 0 ? Int64(truncatingIfNeeded: st.st_ino) : nil
+        #else
+        return nil
+        #endif
     }
 
     static func knownNamespaces(_ db: Database) throws -> String {

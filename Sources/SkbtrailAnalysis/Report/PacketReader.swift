@@ -161,20 +161,36 @@ final class PacketReader {
     private var placeCache: [Int64: [UInt8]] = [:]
     private var ifCache: [Int64: [UInt8]] = [:]
 
+    /// The last cells asked for: consecutive steps are mostly in one place.
+    private var lastPlace: (key: Int64, cell: [UInt8])?
+    private var lastIf: (key: Int64, cell: [UInt8])?
+
     /// The netns column of a step: its name, its inode, or "-".
     func netnsCell(_ inode: Int64) -> [UInt8] {
-        if let c = placeCache[inode] { return c }
-        let c = Array((netnsNames[inode] ?? (inode == 0 ? "-" : String(inode))).utf8)
-        placeCache[inode] = c
+        if let last = lastPlace, last.key == inode { return last.cell }
+        let c: [UInt8]
+        if let known = placeCache[inode] {
+            c = known
+        } else {
+            c = Array((netnsNames[inode] ?? (inode == 0 ? "-" : String(inode))).utf8)
+            placeCache[inode] = c
+        }
+        lastPlace = (inode, c)
         return c
     }
 
     /// The interface column of a step: its name, "ifN" or "-".
     func ifnameCell(netns: Int64, ifindex: Int64) -> [UInt8] {
         let key = netns << 32 | ifindex
-        if let c = ifCache[key] { return c }
-        let c = Array((ifnames[key] ?? (ifindex == 0 ? "-" : "if\(ifindex)")).utf8)
-        ifCache[key] = c
+        if let last = lastIf, last.key == key { return last.cell }
+        let c: [UInt8]
+        if let known = ifCache[key] {
+            c = known
+        } else {
+            c = Array((ifnames[key] ?? (ifindex == 0 ? "-" : "if\(ifindex)")).utf8)
+            ifCache[key] = c
+        }
+        lastIf = (key, c)
         return c
     }
     func ifname(netns: Int64, ifindex: Int64) -> String? { ifnames[netns << 32 | ifindex] }
@@ -195,8 +211,11 @@ final class PacketReader {
     }
 
     /// Calls `body` with each step of packet `p`, in order.
-    func forEachStep(_ p: PacketRecord, _ body: (Step) throws -> Void) throws {
-        for number in try packets.records(p.id) {
+    func forEachStep(_ p: PacketRecord, _ body: (Step) throws -> Void) throws { try forEachStep(p.id, body) }
+
+    /// Calls `body` with each step of packet `id`, in order.
+    func forEachStep(_ id: Int64, _ body: (Step) throws -> Void) throws {
+        for number in try packets.records(id) {
             guard let (chunk, i) = try events.locate(Int(number)) else { continue }
             try body(Step(chunk: chunk, index: i, source: events))
         }
@@ -211,6 +230,8 @@ final class PacketReader {
         var eventID: Int64 { Int64(chunk.ids[index]) }
         var ts: Int64 { Int64(bitPattern: chunk.events[index].ts) }
         var probe: String { source.probeName(chunk.events[index]) }
+        /// The same for the same probe name (`EventSource.probeKey`).
+        var probeKey: Int { source.probeKey(chunk.events[index]) }
         var netns: Int64 { Int64(chunk.events[index].netns) }
         var ifindex: Int64 { Int64(chunk.events[index].ifindex) }
         var cpu: Int64 { Int64(chunk.events[index].cpu) }

@@ -26,8 +26,10 @@ struct CloneTree {
     /// At most `limit` of them that `body` shows (it returns whether it showed the packet; nil: all).
     /// Whether the limit cut the list short.
     @discardableResult
+    /// A packet `wanted` refuses is passed over before the limit counts: the limit cuts the list short only
+    /// where a packet that would be shown is left out.
     func forEachRoot(_ db: Database, cond: String, arguments: [DatabaseValueConvertible?], limit: Int? = nil,
-                     _ body: (Int64) throws -> Bool) throws -> Bool {
+                     wanted: (Int64) -> Bool = { _ in true }, _ body: (Int64) throws -> Bool) throws -> Bool {
         var shownParents = Set<Int64>()
         let cursor = try Int64.fetchCursor(db, sql: "SELECT p.id FROM pkt p WHERE \(cond) ORDER BY p.id",
                                            arguments: StatementArguments(arguments))
@@ -36,6 +38,7 @@ struct CloneTree {
             try Sandbox.checkInterrupt("the report")
             if children[id] != nil { shownParents.insert(id) }
             if let parent = parentOf[id], shownParents.contains(parent) { continue }
+            if !wanted(id) { continue }
             if let limit, shown >= limit { return true }
             if try body(id) { shown += 1 }
         }
@@ -59,6 +62,13 @@ struct Cells {
         self.columns = columns
         widths = Array(repeating: 0, count: columns)
         bytes.reserveCapacity(1024)
+    }
+
+    /// No rows, the memory kept for the next packet's.
+    mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+        for i in widths.indices { widths[i] = 0 }
     }
 
     var rows: Int { ends.count / columns }
@@ -121,14 +131,14 @@ struct Cells {
         var start = 0
         bytes.withUnsafeBufferPointer { b in
             for row in 0..<rows {
-                out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent))
+                Cells.spaces(indent, into: &out)
                 let lineStart = out.count
                 for c in 0..<columns {
                     let end = ends[row * columns + c]
                     let cell = UnsafeBufferPointer(rebasing: b[start..<end])
                     out.append(contentsOf: cell)
                     if c < columns - 1 {
-                        out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: widths[c] - Cells.width(cell) + 2))
+                        Cells.spaces(widths[c] - Cells.width(cell) + 2, into: &out)
                     }
                     start = end
                 }
@@ -138,6 +148,18 @@ struct Cells {
                 out.append(0x0A)
                 after(row, &out)
             }
+        }
+    }
+
+    private static let blank = [UInt8](repeating: 0x20, count: 64)
+
+    /// `n` spaces (a copy of a run of them, not a byte at a time).
+    @inline(__always) static func spaces(_ n: Int, into out: inout [UInt8]) {
+        var left = n
+        while left > 0 {
+            let k = min(left, blank.count)
+            blank.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<k])) }
+            left -= k
         }
     }
 
@@ -164,6 +186,7 @@ struct PathRenderer {
         reader = try PacketReader(db, startedNs: startedNs, bootToUnixNs: bootToUnixNs)
         self.date = date
         self.detail = detail
+        scratch = Scratch(columns: detail ? 9 : 5)
     }
 
     /// The line above the packets of `paths` and `diag`, naming the columns of a step.
@@ -196,56 +219,87 @@ struct PathRenderer {
                  nfTable: p.nfTable, incomplete: p.incomplete)
     }
 
+    /// What `text` reuses from packet to packet: the step cells, and the bytes of each probe's name.
+    final class Scratch {
+        var cells: Cells
+        var events: [Int64] = []
+        var probes: [Int: [UInt8]] = [:]
+        init(columns: Int) { cells = Cells(columns: columns) }
+    }
+    let scratch: Scratch
+
     /// Writes packet `id` and its clones as text: a header line (with `mark(id)` appended), its steps
     /// aligned in columns, each followed by the lines `notes(event id)` gives, then each clone indented.
     func text(_ id: Int64, indent: String = "", mark: (Int64) -> String = { _ in "" },
               notes: (Int64) -> [String] = { _ in [] }, into out: inout String) throws {
+        var bytes: [UInt8] = []
+        try text(id, indent: indent, mark: mark, notes: notes, into: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `text`, as UTF-8 bytes appended to `out`: what `paths` and `diag` print, millions of lines of it.
+    func text(_ id: Int64, indent: String = "", mark: (Int64) -> String = { _ in "" },
+              notes: (Int64) -> [String] = { _ in [] }, into out: inout [UInt8]) throws {
         guard let p = try reader.packet(id) else { return }
-        var header = "\(indent)packet \(id)  \(p.tuple ?? "")  \(PathRenderer.fateText(p))"
+        out += indent.utf8
+        out += "packet ".utf8
+        Cells.digits(UInt64(bitPattern: id), minimum: 1, into: &out)  // ids are positive
+        out += "  ".utf8
+        out += (p.tuple ?? "").utf8
+        out += "  ".utf8
+        out += PathRenderer.fateText(p).utf8
         if let parent = clones.parentOf[id] {
             let how = p.parent != nil ? ", inferred" : ""
-            header += indent.isEmpty ? "  (clone of packet \(parent)\(how))" : "  (clone\(how))"
+            out += (indent.isEmpty ? "  (clone of packet \(parent)\(how))" : "  (clone\(how))").utf8
         }
-        if p.fate != "incomplete", let why = p.incomplete { header += "  [\(why)]" }
-        out += header + mark(id) + "\n"
+        if p.fate != "incomplete", let why = p.incomplete { out += "  [\(why)]".utf8 }
+        out += mark(id).utf8
+        out.append(0x0A)
         // The steps, as byte cells aligned in columns: a String per cell cost most of `paths`.
         let pad = indent.count + 2
         let nat = try reader.natTexts(p)
-        var cells = Cells(columns: detail ? 9 : 5)
-        var events: [Int64] = []
+        let scratch = self.scratch
+        scratch.cells.reset()
+        scratch.events.removeAll(keepingCapacity: true)
         try reader.forEachStep(p) { s in
             let ts = s.ts
             if date {
-                cells.add(TextLayout.wallClock(unixNs: ts &+ reader.bootToUnixNs))
+                scratch.cells.add(TextLayout.wallClock(unixNs: ts &+ reader.bootToUnixNs))
             } else {
-                cells.addRelative(ts &- p.firstTs)
+                scratch.cells.addRelative(ts &- p.firstTs)
             }
-            cells.add(s.probe)
+            let key = s.probeKey
+            if let probe = scratch.probes[key] {
+                scratch.cells.add(probe)
+            } else {
+                let probe = Array(s.probe.utf8)
+                scratch.probes[key] = probe
+                scratch.cells.add(probe)
+            }
             let netns = s.netns
-            cells.add(reader.ifnameCell(netns: netns, ifindex: s.ifindex))
-            cells.add(reader.netnsCell(netns))
+            scratch.cells.add(reader.ifnameCell(netns: netns, ifindex: s.ifindex))
+            scratch.cells.add(reader.netnsCell(netns))
             if detail {
-                cells.add("cpu \(s.cpu)"); cells.add("pid \(s.pid)"); cells.add(s.comm)
-                cells.add(String(UInt64(bitPattern: s.skb), radix: 16))
+                scratch.cells.add("cpu \(s.cpu)"); scratch.cells.add("pid \(s.pid)"); scratch.cells.add(s.comm)
+                scratch.cells.add(String(UInt64(bitPattern: s.skb), radix: 16))
             }
             let event = s.eventID
             if let n = nat[event] {
                 let d = s.detail
-                cells.add(d.isEmpty ? n : n + "  " + d)
+                scratch.cells.add(d.isEmpty ? n : n + "  " + d)
             } else {
-                cells.add(s.detail)
+                scratch.cells.add(s.detail)
             }
-            events.append(event)
+            scratch.events.append(event)
         }
-        var bytes: [UInt8] = []
-        cells.write(indent: pad, into: &bytes) { row, line in
+        let events = scratch.events
+        scratch.cells.write(indent: pad, into: &out) { row, line in
             for n in notes(events[row]) {
                 line += repeatElement(UInt8(ascii: " "), count: pad + 2)
                 line += n.utf8
                 line.append(0x0A)
             }
         }
-        out += String(decoding: bytes, as: UTF8.self)
         for child in clones.children[id] ?? [] {
             try text(child, indent: indent + "  └─ ", mark: mark, notes: notes, into: &out)
         }

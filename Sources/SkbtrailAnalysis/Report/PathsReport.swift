@@ -32,9 +32,11 @@ extension AnalysisDatabase {
                 if let list {
                     list.add(try renderer.json(id))
                 } else {
-                    var out = shown == 1 ? PathRenderer.header(date: options.date, detail: options.detail) : ""
-                    try renderer.text(id, into: &out)
-                    sink.append(out + "\n")
+                    if shown == 1 { sink.append(PathRenderer.header(date: options.date, detail: options.detail)) }
+                    try sink.appendBytes { out in
+                        try renderer.text(id, into: &out)
+                        out.append(0x0A)
+                    }
                 }
                 return true
             }

@@ -3,7 +3,8 @@ import GRDB
 
 extension Diagnosis {
     /// `skbtrail rules`: every rule, what it needs, and (with a bundle) whether the bundle has it.
-    public static func rulesReport(userDirectory: String?, analysis: AnalysisDatabase?, json: Bool,
+    /// `jsonLines` (with `json`): each rule an object on its own line instead of one array.
+    public static func rulesReport(userDirectory: String?, analysis: AnalysisDatabase?, json: Bool, jsonLines: Bool = false,
                                    limits: QueryLimits = .defaults) throws -> String {
         var (rules, errors) = try DiagnosisRule.all(userDirectory: userDirectory)
         var status: [String: Row] = [:]
@@ -17,7 +18,7 @@ extension Diagnosis {
             errors += try Diagnosis.checkWithoutBundle(rules.filter { !$0.isBuiltin })
         }
         if json {
-            return JSON.array(rules.map { r in
+            let items: [JSON] = rules.map { r in
                 var fields: [(String, JSON)] = [("id", .string(r.id)), ("level", .string(r.level)), ("title", .string(r.title)),
                                                 ("needs", .array(r.needs.map { .string($0) })), ("source", .string(r.source))]
                 if let s = status[r.source] {
@@ -26,7 +27,8 @@ extension Diagnosis {
                                ("findings", .int(s.int("findings"))), ("error", .opt(s.optText("error")))]
                 }
                 return .object(fields)
-            } + errors.filter { e in !rules.contains { $0.source == e.source } }.map { .object([("error", .string($0.description))]) }).text + "\n"
+            } + errors.filter { e in !rules.contains { $0.source == e.source } }.map { .object([("error", .string($0.description))]) }
+            return jsonLines ? items.map { $0.text + "\n" }.joined() : JSON.array(items).text + "\n"
         }
         var rows: [[String]] = [analysis == nil ? ["ID", "LEVEL", "NEEDS", "TITLE"] : ["ID", "LEVEL", "NEEDS", "BUNDLE", "FOUND", "TITLE"]]
         for r in rules {
