@@ -679,6 +679,25 @@ ST_TRACEPOINT(net_dev_xmit, h_net_dev_xmit)
 
 /* ---- skb: lifetime ---- */
 
+/*
+ * The kernel stacks of drops (--drop-stack): ids in the records, frames read by the recorder at the end.
+ * One entry when not asked (the recorder sizes it before load).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(value_size, ST_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+/* Drops whose stack the map did not take (another stack in its hash bucket, or full), per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} stack_misses SEC(".maps");
+
 static __always_inline int h_kfree_skb(__u64 *ctx, const bool btf)
 {
 	const struct sk_buff *skb = ARG(0, const struct sk_buff *);
@@ -706,6 +725,18 @@ static __always_inline int h_kfree_skb(__u64 *ctx, const bool btf)
 		last->skb = 0;
 	}
 	fn_freed_inside(skb, &s->ev);
+	if (cfg.options & ST_OPT_DROP_STACK) {
+		/* the same stack twice is one entry (the map hashes the frames) */
+		long id = bpf_get_stackid(ctx, &stacks, 0);
+		if (id >= 0) {
+			s->ev.args.free.stack = (__u32)id + 1;
+		} else {
+			__u32 zero = 0;
+			__u64 *n = bpf_map_lookup_elem(&stack_misses, &zero);
+			if (n)
+				atomic_add(n, 1);
+		}
+	}
 	return finish(s);
 }
 ST_TRACEPOINT(kfree_skb, h_kfree_skb)
@@ -1340,6 +1371,40 @@ ST_FEXIT_NF(ipt_do_table, 3, ST_P_IPT_DO_TABLE)
 ST_FEXIT_NF(ip6t_do_table, 3, ST_P_IP6T_DO_TABLE)
 ST_FEXIT_NF(nft_do_chain, 2, ST_P_NFT_DO_CHAIN)
 
+/*
+ * Tier 3, the functions of the packet's path (ST_FN_PATH_TABLE): a record like a tracepoint's, at the
+ * function's entry; or at its exit, with the return value (only functions that never free the skb).
+ */
+static __always_inline int fn_path(__u16 probe, const struct sk_buff *skb, bool exit, __s64 ret)
+{
+	struct scratch *s = skb_event(false, probe, skb, false, false);
+	if (!s)
+		return 0;
+	if (exit) {
+		s->ev.args.fn.ret = ret;
+		s->ev.args.fn.nf = ST_FN_RET;
+	}
+	return finish(s);
+}
+
+/* fentry_<name> or fexit_<name>: the skb is argument `arg` (from 1); fexit's return value follows the
+ * `nargs` arguments in ctx */
+#define ST_FN_PATH_TRAMPOLINE_ENTRY(fn, arg, nargs, id)                                            \
+	SEC("fentry/" #fn) int fentry_##fn(__u64 *ctx)                                            \
+	{                                                                                          \
+		ST_NESTED(fn_path(id, (const void *)ctx[(arg) - 1], false, 0));                   \
+		return 0;                                                                          \
+	}
+#define ST_FN_PATH_TRAMPOLINE_EXIT(fn, arg, nargs, id)                                             \
+	SEC("fexit/" #fn) int fexit_##fn(__u64 *ctx)                                              \
+	{                                                                                          \
+		ST_NESTED(fn_path(id, (const void *)ctx[(arg) - 1], true, (__s64)ctx[nargs]));    \
+		return 0;                                                                          \
+	}
+#define ST_FN_PATH_TRAMPOLINE(X, E, name, id, group, arg, nargs, at) \
+	ST_FN_PATH_TRAMPOLINE_##at(name, arg, nargs, ST_P_##E)
+ST_FN_PATH_TABLE(ST_FN_PATH_TRAMPOLINE, unused)
+
 #if defined(__TARGET_ARCH_x86)
 /*
  * kprobe and kretprobe, where fexit cannot attach (no BTF for the function's module, as on 5.10). The
@@ -1354,25 +1419,39 @@ struct {
 	__type(value, struct fn_call);
 } fn_calls SEC(".maps");
 
+/* The kprobe's side of a pair: keeps the call by its stack pointer. */
+static __always_inline void fn_call_keep(struct pt_regs *regs, const struct fn_call *c)
+{
+	__u64 sp = PT_REGS_SP(regs);
+	bpf_map_update_elem(&fn_calls, &sp, c, BPF_ANY);
+}
+
+/* The kretprobe's side: the call its kprobe kept, taken out of fn_calls; false when there is none. */
+static __always_inline bool fn_call_returned(struct pt_regs *regs, __u16 probe, struct fn_call *out)
+{
+	__u64 sp = PT_REGS_SP(regs) - 8;
+	struct fn_call *found = bpf_map_lookup_elem(&fn_calls, &sp);
+	if (!found || found->probe != probe)
+		return false;
+	*out = *found;
+	bpf_map_delete_elem(&fn_calls, &sp);
+	return true;
+}
+
 #define ST_KPROBE_NF(fn, id)                                                                    \
 	SEC("kprobe/" #fn) int kprobe_##fn(struct pt_regs *regs)                                 \
 	{                                                                                          \
 		struct fn_call c = { .a0 = PT_REGS_PARM1(regs), .a1 = PT_REGS_PARM2(regs),          \
 				     .a2 = PT_REGS_PARM3(regs), .probe = (id) };                   \
-		__u64 sp = PT_REGS_SP(regs);                                                       \
-		bpf_map_update_elem(&fn_calls, &sp, &c, BPF_ANY);                                  \
+		fn_call_keep(regs, &c);                                                            \
 		fn_enter(&c);                                                                      \
 		return 0;                                                                          \
 	}                                                                                          \
 	SEC("kretprobe/" #fn) int kretprobe_##fn(struct pt_regs *regs)                           \
 	{                                                                                          \
-		__u64 sp = PT_REGS_SP(regs) - 8;                                                   \
-		struct fn_call *found = bpf_map_lookup_elem(&fn_calls, &sp);                       \
-		if (!found || found->probe != (id))                                                \
-			return 0;                                                                  \
-		struct fn_call c = *found;                                                         \
-		bpf_map_delete_elem(&fn_calls, &sp);                                               \
-		ST_NESTED(fn_nf_exit(&c, (__s64)PT_REGS_RC(regs)));                               \
+		struct fn_call c;                                                                  \
+		if (fn_call_returned(regs, (id), &c))                                              \
+			ST_NESTED(fn_nf_exit(&c, (__s64)PT_REGS_RC(regs)));                       \
 		return 0;                                                                          \
 	}
 
@@ -1390,4 +1469,29 @@ SEC("kprobe/nf_hook_slow") int kprobe_nf_hook_slow(struct pt_regs *regs)
 ST_KPROBE_NF(ipt_do_table, ST_P_IPT_DO_TABLE)
 ST_KPROBE_NF(ip6t_do_table, ST_P_IP6T_DO_TABLE)
 ST_KPROBE_NF(nft_do_chain, ST_P_NFT_DO_CHAIN)
+
+/* kprobe_<name>, and for a record at the exit kretprobe_<name>, which finds the skb by the stack
+ * pointer as the netfilter functions' pair does */
+#define ST_FN_PATH_KPROBE_ENTRY(fn, arg, nargs, id)                                                \
+	SEC("kprobe/" #fn) int kprobe_##fn(struct pt_regs *regs)                                 \
+	{                                                                                          \
+		ST_NESTED(fn_path(id, (const void *)PT_REGS_PARM##arg(regs), false, 0));          \
+		return 0;                                                                          \
+	}
+#define ST_FN_PATH_KPROBE_EXIT(fn, arg, nargs, id)                                                 \
+	SEC("kprobe/" #fn) int kprobe_##fn(struct pt_regs *regs)                                 \
+	{                                                                                          \
+		struct fn_call c = { .a0 = PT_REGS_PARM##arg(regs), .probe = (id) };               \
+		fn_call_keep(regs, &c);                                                            \
+		return 0;                                                                          \
+	}                                                                                          \
+	SEC("kretprobe/" #fn) int kretprobe_##fn(struct pt_regs *regs)                           \
+	{                                                                                          \
+		struct fn_call c;                                                                  \
+		if (fn_call_returned(regs, (id), &c))                                              \
+			ST_NESTED(fn_path(id, (const void *)c.a0, true, (__s64)PT_REGS_RC(regs)));        \
+		return 0;                                                                          \
+	}
+#define ST_FN_PATH_KPROBE(X, E, name, id, group, arg, nargs, at) ST_FN_PATH_KPROBE_##at(name, arg, nargs, ST_P_##E)
+ST_FN_PATH_TABLE(ST_FN_PATH_KPROBE, unused)
 #endif

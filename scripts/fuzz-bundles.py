@@ -95,6 +95,8 @@ FILE_COMMANDS = [
     ["sql", "{B}", "SELECT count(*) FROM event"],
     ["sql", "{B}", "SELECT * FROM finding"],
     ["drops", "--addr", "10.0.0.0/8", "--format", "jsonl", "{B}"],
+    ["drops", "--stack", "{B}"],
+    ["sql", "{B}", "SELECT * FROM stack_frame"],
     ["tcp", "--port", "80", "--dropped", "--format", "json", "{B}"],
     ["info", "--proto", "icmp6", "--since", "1s", "--until", "1h", "{B}"],
     ["pcap", "{B}", "-o", "-"],

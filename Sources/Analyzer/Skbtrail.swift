@@ -257,6 +257,8 @@ struct Drops: ParsableCommand {
 
     @OptionGroup var bundle: BundleOptions
     @OptionGroup(title: "Filters (of the dropped packets)") var filters: FilterOptions
+    @Flag(help: "Group by the drop's kernel stack as well, and show each group's stack (bundles recorded with skbtrail-record --drop-stack).")
+    var stack = false
     @Option(help: ArgumentHelp("Output format: text, json (one array, a group per line) or jsonl (an object per group per line).", valueName: "FORMAT"))
     var format: OutputFormat = .text
     @OptionGroup(title: "Terminal") var terminal: TerminalOptions
@@ -265,7 +267,9 @@ struct Drops: ParsableCommand {
 
     func run() throws {
         TerminalOutput.options = terminal
-        try reporting(text: format == .text) { try bundle.open().dropsReport(filter: filters.filter, json: format.isJSON, jsonLines: format == .jsonl) }
+        try reporting(text: format == .text) {
+            try bundle.open().dropsReport(filter: filters.filter, json: format.isJSON, jsonLines: format == .jsonl, stack: stack)
+        }
     }
 }
 

@@ -77,6 +77,34 @@ static inline int skbtrail_btf_has_type(const struct btf *btf, const char *name)
 	return btf__find_by_name(btf, name) >= 0;
 }
 
+/*
+ * The parameters of function `name` in `btf`: how many (-1 when `btf` has no such function), and in
+ * `is_skb` whether parameter `skb_arg` (from 1) is a pointer to struct sk_buff.
+ */
+static inline int skbtrail_btf_func_params(const struct btf *btf, const char *name, int skb_arg, int *is_skb)
+{
+	*is_skb = 0;
+	__s32 id = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC);
+	if (id < 0)
+		return -1;
+	const struct btf_type *fn = btf__type_by_id(btf, id);
+	const struct btf_type *proto = fn ? btf__type_by_id(btf, fn->type) : NULL;
+	if (!proto || !btf_is_func_proto(proto))
+		return -1;
+	int n = btf_vlen(proto);
+	if (skb_arg >= 1 && skb_arg <= n) {
+		__s32 t = btf__resolve_type(btf, btf_params(proto)[skb_arg - 1].type);
+		const struct btf_type *ptr = t > 0 ? btf__type_by_id(btf, t) : NULL;
+		if (ptr && btf_is_ptr(ptr)) {
+			__s32 target = btf__resolve_type(btf, ptr->type);
+			const struct btf_type *st = target > 0 ? btf__type_by_id(btf, target) : NULL;
+			if (st && btf_is_struct(st) && strcmp(btf__name_by_offset(btf, st->name_off), "sk_buff") == 0)
+				*is_skb = 1;
+		}
+	}
+	return n;
+}
+
 /* Offset of global variable `var` inside the object's .rodata, or -1. */
 static inline long skbtrail_rodata_offset(const struct bpf_object *obj, const char *var)
 {

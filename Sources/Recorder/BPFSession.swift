@@ -104,7 +104,8 @@ final class BPFSession {
                 }
             } else if let (flavour, function) = FunctionPlan.flavour(ofSection: section) {
                 let f = functionByName[function]
-                let helper = function == FunctionPlan.hookHelper && functions.contains { $0.absent == nil && $0.noKprobe == nil }
+                let helper = function == FunctionPlan.hookHelper
+                    && functions.contains { $0.probe.role == .nfVerdict && $0.absent == nil && $0.noKprobe == nil }
                 bpf_program__set_autoload(prog, helper || f.map { $0.absent == nil && (flavour == .fexit ? $0.noFexit : $0.noKprobe) == nil } ?? false)
             } else {
                 bpf_program__set_autoload(prog, plan[name] != nil)
@@ -142,7 +143,7 @@ final class BPFSession {
         }
         var rows = functions.map(attachFunction)
         // the functions on kprobes know their hook from nf_hook_slow's entry (their arguments are untyped)
-        if rows.contains(where: { $0.attached && $0.kind == "kretprobe" }) {
+        if rows.contains(where: { $0.attached && $0.kind == "kretprobe" && ProbeTable.role($0.probe) == .nfVerdict }) {
             let program = "kprobe_\(FunctionPlan.hookHelper)"
             var why: String?
             if let reason = rejected[program] {
@@ -153,7 +154,7 @@ final class BPFSession {
                 why = "\(program): attach failed: \(String(cString: strerror(errno)))"
             }
             if let why {
-                for i in rows.indices where rows[i].kind == "kretprobe" && rows[i].attached {
+                for i in rows.indices where rows[i].kind == "kretprobe" && rows[i].attached && ProbeTable.role(rows[i].probe) == .nfVerdict {
                     rows[i].error = "attached, but its hook is unknown: \(why)"
                 }
             }
@@ -170,7 +171,7 @@ final class BPFSession {
     /// Attaches a kernel function's probe: fexit, else the kprobe and kretprobe pair. The row says which,
     /// or why neither (each flavour's reason).
     private func attachFunction(_ f: FunctionPlan) -> ProbeRow {
-        var row = ProbeRow(probe: f.probe.id, name: f.probe.name, tier: 3, kind: f.noFexit == nil ? "fexit" : "kretprobe",
+        var row = ProbeRow(probe: f.probe.id, name: f.probe.name, tier: 3, kind: f.noFexit == nil ? f.kinds.trampoline : f.kinds.kprobe,
                            target: f.target, attached: false)
         if let why = f.absent {
             row.error = why
@@ -193,27 +194,35 @@ final class BPFSession {
             }
             return link
         }
-        // an entry program and an exit program, both or neither: fentry/fexit first, then the kprobe pair.
-        // The exit first: an entry without its exit would leave its call in fn_running.
-        for (missing, programs, flavour, kind) in [(f.noFexit, f.fexitPrograms, "fexit", "fexit"),
-                                                   (f.noKprobe, f.kprobePrograms, "kprobe", "kretprobe")] {
+        // an entry program and an exit program, both or neither: fentry/fexit first, then the kprobes.
+        // The exit first: an entry without its exit would leave its call in fn_running (fn_calls).
+        for (missing, programs, flavour, kind) in [(f.noFexit, f.fexitPrograms, "fexit", f.kinds.trampoline),
+                                                   (f.noKprobe, f.kprobePrograms, "kprobe", f.kinds.kprobe)] {
             if let why = missing {
                 failures.append("\(flavour): \(why)")
-            } else if let exit = attach(programs[1]) {
-                if let entry = attach(programs[0]) {
-                    links.append(contentsOf: [exit, entry])
-                    row.kind = kind
-                    row.attached = true
-                    return row
-                }
-                bpf_link__destroy(exit)
+                continue
             }
+            var attached: [OpaquePointer] = []
+            for program in programs.reversed() {
+                guard let link = attach(program) else { break }
+                attached.append(link)
+            }
+            if attached.count == programs.count {
+                links.append(contentsOf: attached)
+                row.kind = kind
+                row.attached = true
+                return row
+            }
+            attached.forEach { bpf_link__destroy($0) }
         }
         row.error = failures.joined(separator: "; ")
         return row
     }
 
     struct RetryLoad: Error { var rejected: [String: String] }
+
+    /// Distinct drop stacks --drop-stack keeps; a drop with another stack after these has none.
+    static let dropStackEntries: UInt32 = 16384
 
     /// Opens the embedded object and writes `config` into its .rodata (read by the programs as `cfg`).
     static func openObject(_ bytes: [UInt8], config: st_config, ringBytes: UInt32) throws -> OpaquePointer {
@@ -249,6 +258,10 @@ final class BPFSession {
         }
         if let ring = bpf_object__find_map_by_name(object, "events") {
             bpf_map__set_max_entries(ring, ringBytes)
+        }
+        // --drop-stack: room for this many distinct stacks of drops (32 frames each: 4 MiB)
+        if config.options & UInt8(ST_OPT_DROP_STACK.rawValue) != 0, let stacks = bpf_object__find_map_by_name(object, "stacks") {
+            bpf_map__set_max_entries(stacks, dropStackEntries)
         }
         return object
     }
@@ -286,11 +299,13 @@ final class BPFSession {
             }
         }
         let plans = FunctionPlan.all(vmlinux: vmlinux)
-        if let why = FunctionPlan.kprobesMissing() ?? (plans.contains { $0.absent == nil } ? nil : "no netfilter function is in this kernel: nothing needs it") {
+        if let why = FunctionPlan.kprobesMissing()
+            ?? (plans.contains { $0.probe.role == .nfVerdict && $0.absent == nil } ? nil : "no netfilter function is in this kernel: nothing needs it") {
             unavailable["kprobe_\(FunctionPlan.hookHelper)"] = why
         }
         for f in plans {
-            let fexit = f.absent ?? f.noFexit.map { "\($0): " + (f.noKprobe == nil ? "the kprobe pair is used instead" : "and kprobes neither") }
+            let instead = f.kprobePrograms.count == 1 ? "the kprobe is used instead" : "the kprobe pair is used instead"
+            let fexit = f.absent ?? f.noFexit.map { "\($0): " + (f.noKprobe == nil ? instead : "and kprobes neither") }
             let kprobe = f.absent ?? f.noKprobe
             if let fexit { for p in f.fexitPrograms { unavailable[p] = fexit } }
             if let kprobe { for p in f.kprobePrograms { unavailable[p] = kprobe } }
@@ -469,6 +484,45 @@ final class BPFSession {
 
     func mapFD(_ name: String) -> Int32 {
         bpf_object__find_map_by_name(object, name).map { bpf_map__fd($0) } ?? -1
+    }
+
+    /// Drops whose stack the stack map did not take (--drop-stack), summed over CPUs.
+    func dropStackMisses() -> UInt64 {
+        let fd = mapFD("stack_misses")
+        var values = [UInt64](repeating: 0, count: Kernel.possibleCPUs)
+        var key: UInt32 = 0
+        guard fd >= 0, bpf_map_lookup_elem(fd, &key, &values) == 0 else { return 0 }
+        return values.reduce(0, &+)
+    }
+
+    /// Notes on kfree_skb's probe rows that `misses` drops have no stack.
+    func noteDropStackMisses(_ misses: UInt64) {
+        guard misses > 0 else { return }
+        for i in probes.indices where probes[i].probe == Int(ST_P_KFREE_SKB.rawValue) && probes[i].attached {
+            probes[i].error = "attached; \(misses) drops have no stack: the stack map (\(Self.dropStackEntries) entries) had another stack in their hash bucket, or was full"
+        }
+    }
+
+    /// The kernel stacks of drops (--drop-stack), by the id kfree_skb's records carry (the map's id + 1):
+    /// their frames, innermost first, up to the first zero.
+    func dropStacks() -> [UInt32: [UInt64]] {
+        let fd = mapFD("stacks")
+        guard fd >= 0 else { return [:] }
+        var result: [UInt32: [UInt64]] = [:]
+        var frames = [UInt64](repeating: 0, count: Int(ST_STACK_DEPTH))
+        var key: UInt32 = 0, next: UInt32 = 0
+        var first = true
+        while result.count < 1 << 20 {
+            let rc = first ? bpf_map_get_next_key(fd, nil, &next) : bpf_map_get_next_key(fd, &key, &next)
+            guard rc == 0 else { break }
+            first = false
+            key = next
+            for i in frames.indices { frames[i] = 0 }
+            if bpf_map_lookup_elem(fd, &key, &frames) == 0 {
+                result[key + 1] = Array(frames.prefix { $0 != 0 })
+            }
+        }
+        return result
     }
 
     /// Events the kernel side dropped because the ring buffer was full, per CPU.

@@ -23,7 +23,7 @@ struct Record: ParsableCommand {
             the trace bundle. Analyze it \
             later, on any machine, with `skbtrail info|paths|drops|diag|sql FILE`.
 
-            Stops on Ctrl-C or SIGTERM, after --duration, --max-events or --max-size, or when COMMAND exits.
+            Stops on Ctrl-C or SIGTERM, after --duration, --max-events or --max-size, or when COMMAND exits; it then exits with COMMAND's status.
 
             Filters match each packet on its own headers, then follow that skb until it is freed, through NAT
             too. A reply crosses NAT with other addresses: to follow both directions, filter on an address
@@ -50,7 +50,7 @@ struct Record: ParsableCommand {
     @OptionGroup(title: "Limits")
     var limits: LimitOptions
 
-    @Option(help: ArgumentHelp("Probe groups, tracepoints or kernel functions to attach, comma-separated (default: all). Groups: \(ProbeTable.groups.joined(separator: ", ")).", valueName: "LIST"))
+    @Option(help: ArgumentHelp("Probe groups, tracepoints or kernel functions to attach, comma-separated (default: `default`, every probe but the functions of the packet's path). Groups: \(ProbeTable.groups.joined(separator: ", ")); `functions` is every *-fn group but nf-fn, a record per function call (nettrace's lifecycle view), e.g. --probes default,ip-fn,route-fn.", valueName: "LIST"))
     var probes: String?
 
     @Option(help: ArgumentHelp("Probe groups, tracepoints or kernel functions not to attach, comma-separated.", valueName: "LIST"))
@@ -67,6 +67,9 @@ struct Record: ParsableCommand {
 
     @Option(help: ArgumentHelp("Uncompressed bytes per chunk, in KiB.", valueName: "KIB"))
     var chunkSize: Int = 1024
+
+    @Flag(help: ArgumentHelp("Record the kernel stack of each drop (kfree_skb), symbolized in the bundle: `skbtrail paths` shows it under the drop, `skbtrail drops --stack` counts drops by stack."))
+    var dropStack = false
 
     @Flag(help: "Load every BPF program through the verifier, print each verdict, and exit.")
     var check = false
@@ -95,6 +98,9 @@ struct Record: ParsableCommand {
                 throw ValidationError("--probes/--exclude-probes: unknown probe or group '\(name)'. Known: \(known.sorted().joined(separator: ", "))")
             }
         }
+        if let pid = filters.pid, !FileManager.default.fileExists(atPath: "/proc/\(pid)") {
+            throw ValidationError("--pid \(pid): no process has that id now; give the id of a running process (the filter keeps the packets it sends first)")
+        }
         if !check {
             guard let path = outputPath else {
                 throw ValidationError("-o FILE is missing: name the bundle to write, e.g. skbtrail-record -o trace.skbt -- COMMAND")
@@ -108,7 +114,10 @@ struct Record: ParsableCommand {
     func run() throws {
         #if os(Linux)
         do {
-            try Recorder(options: self).run()
+            let status = try Recorder(options: self).run()
+            if status != 0 { throw ExitCode(status) }
+        } catch let error as ExitCode {
+            throw error
         } catch let error as RecorderError {
             FileHandle.standardError.write(Data("skbtrail-record: \(error.description)\n".utf8))
             throw ExitCode(1)

@@ -12,7 +12,9 @@ nonisolated(unsafe) var stopSignal: Int32 = 0
 struct Recorder {
     let options: Record
 
-    func run() throws {
+    /// Returns the exit status skbtrail-record ends with: COMMAND's (128 + its signal when killed),
+    /// else 0.
+    func run() throws -> Int32 {
         guard geteuid() == 0 else {
             throw RecorderError("loading eBPF programs needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN): run it with sudo.")
         }
@@ -22,9 +24,13 @@ struct Recorder {
             proto: options.filters.proto, netns: options.filters.netns, ifname: options.filters.ifname,
             pid: options.filters.pid)
         if let netns = filters.netns { filters.netnsInode = try CaptureFilters.resolveNetns(netns) }
-        let config = try filters.config(snaplen: options.snaplen, wakeupBytes: UInt32(options.ringSize << 20) / 4)
+        var config = try filters.config(snaplen: options.snaplen, wakeupBytes: UInt32(options.ringSize << 20) / 4)
+        if options.dropStack || options.check { config.options |= UInt8(ST_OPT_DROP_STACK.rawValue) }
 
-        if options.check { return try check(config: config) }
+        if options.check {
+            try check(config: config)
+            return 0
+        }
 
         let selected = probeSelection()
         let pretend = Set((options.pretendMissing ?? "").split(separator: ",").map(String.init))
@@ -55,7 +61,11 @@ struct Recorder {
         // Kernel facts a reader elsewhere needs, written before any event.
         try writer.writeProbes(session.probes)
         try writeKernelEnums(writer)
-        try writer.writeSnapshot(MachineSnapshotter.take(phase: "start", namespaces: namespaces, rootInode: rootInode))
+        let startSnapshot = MachineSnapshotter.take(phase: "start", namespaces: namespaces, rootInode: rootInode)
+        try writer.writeSnapshot(startSnapshot)
+        if let name = options.filters.ifname, !startSnapshot.interfaces.contains(where: { $0.name == name }) {
+            warn("skbtrail-record: --ifname \(name): no interface has that name now (in the \(namespaces.count) namespace\(namespaces.count == 1 ? "" : "s") seen); recording anyway: one that appears under that name will match")
+        }
 
         let sink = ChunkSink(writer: writer, chunkBytes: options.chunkSize << 10, maxEvents: options.limits.maxEvents)
         let ringFD = session.mapFD("events")
@@ -79,7 +89,16 @@ struct Recorder {
             warn(line)
         }
 
-        let child = try options.command.isEmpty ? nil : spawn(options.command)
+        let child: pid_t?
+        do {
+            child = try options.command.isEmpty ? nil : spawn(options.command)
+        } catch {
+            // nothing was recorded: no bundle is left behind
+            session.detach()
+            try? writer.finish(endedNs: UInt64(Kernel.bootNs()), reason: "the command could not run")
+            try? FileManager.default.removeItem(atPath: options.output)
+            throw error
+        }
 
         let stop = StopConditions(duration: options.limits.duration, maxEvents: sink.maxEvents,
                                   maxSize: maxSize, maxSizeText: options.limits.maxSize, child: child)
@@ -102,6 +121,16 @@ struct Recorder {
                         reason, sink.events, writer.chunks, formatBytes(writer.storedBytes), perEvent,
                         writer.storedBytes > 0 ? Double(writer.rawBytes) / Double(writer.storedBytes) : 0, totalLost))
         }
+        if sink.events == 0 {
+            let filtered = [options.filters.saddr, options.filters.daddr, options.filters.addr, options.filters.proto,
+                            options.filters.netns, options.filters.ifname].contains { $0 != nil }
+                || options.filters.sport != nil || options.filters.dport != nil || options.filters.port != nil || options.filters.pid != nil
+            warn("skbtrail-record: no events recorded" + (filtered ? ": nothing matched the capture filters (check them against `ip -all netns exec ip addr`, or record without them)" : ""))
+        }
+        // COMMAND's own status, so `skbtrail-record -o t.skbt -- make test` fails as make test does
+        guard let status = childStatus else { return 0 }
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
     /// The end of the recording: losses, symbols, the snapshot again, then a self-contained file. After a
@@ -113,9 +142,17 @@ struct Recorder {
         let lost = session.lostPerCPU().merging(sink.malformed) { $0 + $1 }
         do {
             try writer.writeLost(lost)
+            if options.dropStack {
+                let misses = session.dropStackMisses()
+                session.noteDropStackMisses(misses)
+                if misses > 0 { warn("skbtrail-record: \(misses) drops have no stack (--drop-stack): the stack map had another stack in their hash bucket, or was full") }
+            }
             try writer.writeProbes(session.probes)
             let symbols = KernelSymbols()
-            try writer.writeSymbols(sink.locations.sorted().compactMap { address in
+            let stacks = options.dropStack ? session.dropStacks() : [:]
+            if !stacks.isEmpty { try writer.writeStacks(stacks) }
+            let addresses = sink.locations.union(stacks.values.joined())
+            try writer.writeSymbols(addresses.sorted().compactMap { address in
                 symbols.resolve(address).map { SymbolRow(address: address, name: $0.name, offset: $0.offset) }
             })
             var endNamespaces = Netns.all()
@@ -140,14 +177,24 @@ struct Recorder {
         return lost
     }
 
-    /// Which probes to record: those --probes names, by name or group (all when it is absent), that
-    /// --exclude-probes does not. Netfilter brackets are the group "netfilter".
+    /// Which probes to record: those --probes names, by name or group, that --exclude-probes does not.
+    /// Without --probes, or with `default` in it, every probe but the functions of the packet's path
+    /// (ip-fn, ...: a record per function call), which --probes names by group, by function, or all
+    /// with `functions`. Netfilter brackets are the group "netfilter".
     func probeSelection() -> (_ name: String, _ group: String) -> Bool {
-        let include = options.probes.map { Set($0.split(separator: ",").map(String.init)) }
-        let exclude = Set((options.excludeProbes ?? "").split(separator: ",").map(String.init))
+        Self.probeSelection(probes: options.probes, exclude: options.excludeProbes)
+    }
+
+    static func probeSelection(probes: String?, exclude excluded: String?) -> (_ name: String, _ group: String) -> Bool {
+        let include = Set((probes ?? ProbeSelectors.defaultSet).split(separator: ",").map(String.init))
+        let exclude = Set((excluded ?? "").split(separator: ",").map(String.init))
+        let pathGroups = ProbeTable.pathGroups
         return { name, group in
-            let named = include.map { $0.contains(name) || $0.contains(group) } ?? true
-            return named && !exclude.contains(name) && !exclude.contains(group)
+            let path = pathGroups.contains(group)
+            // `default` and `functions` name sets, in either list
+            let set = path ? ProbeSelectors.functions : ProbeSelectors.defaultSet
+            let named = include.contains(name) || include.contains(group) || include.contains(set)
+            return named && !exclude.contains(name) && !exclude.contains(group) && !exclude.contains(set)
         }
     }
 

@@ -309,6 +309,22 @@ public final class BundleReader {
 
     public func probes() throws -> [ProbeRow] { try read { try ProbeRow.order(Column("id")).fetchAll($0) } }
     public func symbols() throws -> [SymbolRow] { try read { try SymbolRow.fetchAll($0) } }
+
+    /// The kernel stacks of drops (--drop-stack): id -> frame addresses, innermost first. None in a
+    /// bundle without the table.
+    public func stacks() throws -> [UInt32: [UInt64]] {
+        try read { db in
+            guard try db.tableExists("stack") else { return [:] }
+            var out: [UInt32: [UInt64]] = [:]
+            // a damaged row (NULL, text, out of range) is left out, never trusted
+            for row in try Row.fetchAll(db, sql: "SELECT id, address FROM stack ORDER BY id, depth") {
+                guard let id = Int64.fromDatabaseValue(row[0] as DatabaseValue), let address = Int64.fromDatabaseValue(row[1] as DatabaseValue),
+                      id > 0, id <= Int64(UInt32.max) else { continue }
+                out[UInt32(id), default: []].append(UInt64(bitPattern: address))
+            }
+            return out
+        }
+    }
     public func netns() throws -> [NetnsRow] { try read { try NetnsRow.fetchAll($0) } }
     public func interfaces() throws -> [InterfaceRow] { try read { try InterfaceRow.fetchAll($0) } }
     public func addresses() throws -> [AddressRow] { try read { try AddressRow.fetchAll($0) } }
@@ -340,7 +356,7 @@ public final class BundleReader {
 
     /// The metadata tables a content hash covers, besides `recording` and `chunk`.
     static let metadataTables = ["probe", "drop_reason", "rst_reason", "symbol", "netns", "interface", "address",
-                                 "snapshot", "sysctl", "lost"]
+                                 "snapshot", "sysctl", "lost", "stack"]
 
     /// A hash of everything a decode reads: the recording row, every metadata table and every chunk (its
     /// row and its stored bytes). Two files with the same hash decode to the same analysis, so an edited

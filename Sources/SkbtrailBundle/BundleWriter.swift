@@ -81,6 +81,19 @@ public final class BundleWriter {
         }
     }
 
+    /// Stores the kernel stacks of drops (--drop-stack): id -> frames, innermost first.
+    public func writeStacks(_ stacks: [UInt32: [UInt64]]) throws {
+        try db.write { db in
+            try db.execute(sql: "CREATE TABLE IF NOT EXISTS stack (id INTEGER NOT NULL, depth INTEGER NOT NULL, address INTEGER NOT NULL, PRIMARY KEY (id, depth))")
+            let insert = try db.makeStatement(sql: "INSERT OR REPLACE INTO stack (id, depth, address) VALUES (?, ?, ?)")
+            for (id, frames) in stacks.sorted(by: { $0.key < $1.key }) {
+                for (depth, address) in frames.enumerated() {
+                    try insert.execute(arguments: [Int64(id), depth, Int64(bitPattern: address)])
+                }
+            }
+        }
+    }
+
     public func writeSymbols(_ symbols: [SymbolRow]) throws {
         try db.write { db in
             for symbol in symbols { try symbol.save(db) }

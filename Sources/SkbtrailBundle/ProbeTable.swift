@@ -6,6 +6,9 @@ public enum ProbeRole: Sendable, Equatable {
     case netfilter
     /// A netfilter table or chain ran on the packet (ipt_do_table, nft_do_chain): its verdict.
     case nfVerdict
+    /// A kernel function of the packet's path ran on it (ip_rcv, ip_forward, ...): a step, with the
+    /// return value when recorded at the exit.
+    case function
     /// A role this build does not know (a newer events.h row).
     case other
 
@@ -26,6 +29,7 @@ public enum ProbeRole: Sendable, Equatable {
         case ST_ROLE_XDP.rawValue: self = .xdp
         case ST_ROLE_NETFILTER.rawValue: self = .netfilter
         case ST_ROLE_NF_VERDICT.rawValue: self = .nfVerdict
+        case ST_ROLE_FUNCTION.rawValue: self = .function
         default: self = .other
         }
     }
@@ -66,6 +70,16 @@ public enum ProbeKind: Sendable, Equatable {
         default: self = .other
         }
     }
+}
+
+/// How a function of the packet's path is probed (a row of `ST_FN_PATH_TABLE`).
+public struct PathFunction: Sendable, Equatable {
+    /// The argument (from 1) that holds the sk_buff.
+    public let skbArgument: Int
+    /// How many arguments the function takes (fexit reads its return value after them).
+    public let arguments: Int
+    /// Records at its exit, with the return value; else at its entry.
+    public let atExit: Bool
 }
 
 /// One row of the probe table (`ST_PROBE_TABLE` in bpf/include/events.h).
@@ -119,6 +133,27 @@ public enum ProbeTable {
 
     /// The kernel functions (tier 3), in table order.
     public static var functions: [ProbeInfo] { all.filter { $0.kind == .function } }
+
+    /// The functions of the packet's path (`ST_FN_PATH_TABLE`): attached only when --probes names them.
+    public static var pathFunctions: [ProbeInfo] { all.filter { $0.role == .function } }
+
+    /// The groups of `pathFunctions` (ip-fn, ipv6-fn, route-fn, ...).
+    public static var pathGroups: Set<String> { Set(pathFunctions.map(\.group)) }
+
+    /// How the path function `id` is probed: which argument holds the skb, how many it has, and whether
+    /// it records at its exit (with its return value); nil for any other probe.
+    public static func path(_ id: Int) -> PathFunction? { pathByID[id] }
+
+    private static let pathByID: [Int: PathFunction] = {
+        var n: UInt32 = 0
+        guard let rows = st_fn_path_rows(&n) else { return [:] }
+        var byID: [Int: PathFunction] = [:]
+        for i in 0..<Int(n) {
+            let r = rows[i]
+            byID[Int(r.id)] = PathFunction(skbArgument: Int(r.skb), arguments: Int(r.nargs), atExit: UInt32(r.at) == ST_FN_AT_EXIT.rawValue)
+        }
+        return byID
+    }()
 
     /// The groups --probes accepts (net, skb, tcp, ..., netfilter).
     public static var groups: [String] {

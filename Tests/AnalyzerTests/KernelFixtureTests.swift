@@ -99,4 +99,81 @@ import Testing
         #expect(text.contains(Self.hasNames(kernel) ? "ipv4 PREROUTING nat/PREROUTING prio -100 = ACCEPT" : "ipv4 PREROUTING = ACCEPT"), "\(text)")
         #expect(text.contains("DNAT \(f["orig_daddr"] ?? ""):\(f["orig_dport"] ?? "") -> \(f["dnat_daddr"] ?? ""):\(f["dnat_dport"] ?? "")"))
     }
+
+    /// nettrace's lifecycle view after the fact (nat-router-fn: recorded with --probes default,functions
+    /// --drop-stack): each forwarded packet passes the router's functions in the kernel's order, ip_forward
+    /// runs once per datagram the router's own counter forwarded, route input returns 0 (routed), NAT
+    /// rewrites each once, skb_clone's return value names the clones it made, and every drop has its stack.
+    @Test(arguments: kernels)
+    func pathFunctionsShowEachPacketsWay(kernel: String) throws {
+        let fixture = Fixture(name: "kernels/\(kernel)/nat-router-fn")
+        let f = try fixture.expect()
+        let a = try fixture.open()
+        let probes = try rows(a, "SELECT name, kind, attached FROM bundle_probe WHERE probe >= 110")
+        for name in ["ip_rcv", "ip_forward", "ip_forward_finish", "ip_output", "ip_route_input_noref", "skb_clone"] {
+            let row = probes.first { $0["name"] as String == name }
+            #expect(row?["attached"] as Int? == 1, "\(name): \(row.map { "\($0)" } ?? "no row")")
+            #expect(["fentry", "fexit", "kprobe", "kretprobe"].contains(row?["kind"] as String? ?? ""), "\(name): \(row.map { "\($0)" } ?? "")")
+        }
+        let router = try #require(Int64(f["router_netns"] ?? ""))
+        let forwarded = try rows(a, "SELECT count(*) AS n FROM ev WHERE probe_name = 'ip_forward' AND netns = \(router)")[0]["n"] as Int
+        #expect(forwarded == Int(f["router_forwarded"] ?? ""), "ip_forward records \(forwarded), the router's ForwDatagrams \(f["router_forwarded"] ?? "?")")
+        let routes = try rows(a, "SELECT count(*) AS n, count(*) FILTER (WHERE rc = 0) AS ok, count(*) FILTER (WHERE detail = '= 0') AS text FROM ev WHERE probe_name = 'ip_route_input_noref' AND netns = \(router)")[0]
+        #expect(routes["n"] as Int >= forwarded && routes["ok"] as Int == routes["n"] as Int && routes["text"] as Int == routes["n"] as Int, "\(routes)")
+        #expect(try rows(a, "SELECT 1 FROM ev WHERE probe_name = 'ip_forward' AND rc IS NOT NULL").isEmpty, "an entry record has a return value")
+
+        // the kernel's order, in the router, for every forwarded packet
+        let order = ["ip_route_input_noref", "ip_forward", "ip_forward_finish", "ip_output", "ip_finish_output2"]
+        let steps = try rows(a, """
+            SELECT packet_id, probe_name FROM ev WHERE netns = \(router) AND probe_name IN (\(order.map { "'\($0)'" }.joined(separator: ", ")))
+            ORDER BY packet_id, step
+            """)
+        var byPacket: [Int64: [String]] = [:]
+        for r in steps { byPacket[r["packet_id"], default: []].append(r["probe_name"]) }
+        let through = byPacket.filter { $0.value.contains("ip_forward") }
+        #expect(through.count == forwarded, "\(through.count) packets forwarded, \(forwarded) ip_forward records")
+        for (id, names) in through {
+            #expect(names == order, "packet \(id) in the router: \(names)")
+        }
+
+        // skb_clone named its clones: each such edge has the parent's skb_clone step returning the child's skb
+        let known = try rows(a, "SELECT c.parent_id, c.child_id, p.skb FROM clone c JOIN packet p ON p.id = c.child_id WHERE c.inferred = 0")
+        #expect(!known.isEmpty, "no clone named by skb_clone")
+        for edge in known {
+            let parent: Int64 = edge["parent_id"], skb: String = edge["skb"]
+            #expect(try !rows(a, "SELECT 1 FROM ev WHERE packet_id = \(parent) AND probe_name = 'skb_clone' AND printf('%x', rc) = '\(skb)'").isEmpty, "\(edge)")
+        }
+
+        // NAT rewrote each forwarded packet twice (ct-fn): the router DNATs and masquerades, so a request
+        // has its destination and then its source rewritten, a reply the reverse; each accepted
+        let manips = try rows(a, "SELECT count(*) AS n, count(*) FILTER (WHERE detail = '= ACCEPT' AND rc = 1) AS ok FROM ev WHERE probe_name = 'nf_nat_manip_pkt' AND netns = \(router)")[0]
+        #expect(manips["n"] as Int == 2 * forwarded && manips["ok"] as Int == 2 * forwarded, "nf_nat_manip_pkt in the router: \(manips), forwarded \(forwarded)")
+
+        // --drop-stack: every drop has its kernel stack, holding the free's location below the free
+        let drops = try rows(a, """
+            SELECT p.id, p.drop_symbol, (SELECT e.stack FROM ev e WHERE e.packet_id = p.id AND e.probe_name = 'kfree_skb' ORDER BY e.step DESC LIMIT 1) AS stack
+            FROM packet p WHERE p.fate = 'dropped'
+            """)
+        #expect(!drops.isEmpty)
+        let stacks = try a.reader.read { try PacketReader.stackTexts($0) }
+        for d in drops {
+            let id: Int64 = d["id"], location: String = d["drop_symbol"]
+            let stack = try #require(d["stack"] as Int64?, "packet \(id) dropped without a stack")
+            let frames = stacks[stack] ?? []
+            #expect(frames.contains(location), "packet \(id) dropped at \(location), its stack: \(frames)")
+            #expect(!frames.contains { $0.hasPrefix("bpf_prog_") || $0.hasPrefix("bpf_trace_run") }, "tracing frames shown: \(frames)")
+        }
+        let grouped = try a.dropsReport(json: true, stack: true)
+        let groups = try #require(try JSONSerialization.jsonObject(with: Data(grouped.utf8)) as? [[String: Any]])
+        #expect(groups.reduce(0) { $0 + ($1["count"] as? Int ?? 0) } == drops.count)
+        #expect(groups.allSatisfy { g in (g["stack"] as? [String])?.contains(g["location"] as? String ?? "?") == true }, "\(grouped)")
+        let stackText = try a.dropsReport(json: false, stack: true)
+        #expect(stackText.contains("    | \(drops[0]["drop_symbol"] as String)"), "\(stackText)")
+
+        // paths: the steps, with the route's return value
+        let first = try #require(through.keys.min())
+        let text = try a.pathsReport(filter: { var p = PacketFilter(); p.packet = Int(first); return p }(), options: PathsOptions())
+        for name in order { #expect(text.contains(name), "\(text)") }
+        #expect(text.split(separator: "\n").contains { $0.contains("ip_route_input_noref") && $0.hasSuffix("= 0") }, "\(text)")
+    }
 }

@@ -20,6 +20,14 @@ import Testing
     static let tcpProbe = Int(ST_P_TCP_PROBE.rawValue)
     static let setState = Int(ST_P_INET_SOCK_SET_STATE.rawValue)
     static let sendReset = Int(ST_P_TCP_SEND_RESET.rawValue)
+    static let ipRcv = Int(ST_P_IP_RCV.rawValue)
+    static let ipOutput = Int(ST_P_IP_OUTPUT.rawValue)
+    static let ipForward = Int(ST_P_IP_FORWARD.rawValue)
+    static let fibValidate = Int(ST_P_FIB_VALIDATE_SOURCE.rawValue)
+    static let tcpRcv = Int(ST_P_TCP_RCV_STATE_PROCESS.rawValue)
+    static let finishOutput2 = Int(ST_P_IP_FINISH_OUTPUT2.rawValue)
+    static let localDeliver = Int(ST_P_IP_LOCAL_DELIVER_FINISH.rawValue)
+    static let skbClone = Int(ST_P_SKB_CLONE.rawValue)
     static let headA: UInt64 = 0xffff_8880_0000_1000
     static let headB: UInt64 = 0xffff_8880_0000_2000
 
@@ -83,6 +91,29 @@ import Testing
         // seconds later a new skb at its address queued on a veth of another
         .init(name: "the device queue of another namespace after a receive", probe: queue, lastProbe: rx, lastNetns: 7, netns: 9, newLife: true),
         .init(name: "the device queue of the same namespace after a receive (forwarding)", probe: queue, lastProbe: rx, lastNetns: 7, netns: 7, newLife: false),
+        // the functions of the packet's path (tier 3)
+        .init(name: "ip_rcv after a receive", probe: ipRcv, lastProbe: rx, newLife: false),
+        .init(name: "ip_rcv with another data head", probe: ipRcv, head: headB, lastProbe: rx, newLife: true),
+        .init(name: "ip_forward with another data head: not where IP takes a packet in", probe: ipForward, head: headB, lastProbe: ipRcv, newLife: false),
+        .init(name: "ip_output after a socket step: the socket's next packet", probe: ipOutput, lastProbe: copy, newLife: true),
+        .init(name: "ip_output after ip_forward: the same packet on", probe: ipOutput, lastProbe: ipForward, newLife: false),
+        // nat-router-fn on 6.1: a reply first seen at fib_validate_source in the router, at the address of a
+        // SYN-ACK the client's TCP took
+        .init(name: "a function in another namespace after a socket's function", probe: fibValidate, lastProbe: tcpRcv,
+              lastNetns: 7, netns: 9, newLife: true),
+        .init(name: "a function in another namespace after a transmit: a veth crossing", probe: ipRcv, lastProbe: xmit,
+              lastNetns: 7, netns: 9, newLife: false),
+        .init(name: "a function in the same namespace", probe: ipForward, lastProbe: fibValidate, lastNetns: 7, netns: 7, newLife: false),
+        // recorded without the net tracepoints: a veth crossing goes from ip_finish_output2 to ip_rcv
+        .init(name: "ip_rcv in another namespace after ip_finish_output2: a veth crossing", probe: ipRcv, lastProbe: finishOutput2,
+              lastNetns: 7, netns: 9, newLife: false),
+        .init(name: "ip_rcv after local delivery: a new skb, as a receive would be", probe: ipRcv, lastProbe: localDeliver,
+              lastNetns: 7, netns: 7, newLife: true),
+        // TCP's send queue: each segment's skb is cloned, and freed untraced
+        .init(name: "skb_clone with another data head: the next skb of the send queue", probe: skbClone, head: headB, lastProbe: skbClone,
+              newLife: true),
+        .init(name: "skb_clone with the same head: the same skb cloned again (a retransmission)", probe: skbClone, lastProbe: skbClone,
+              newLife: false),
     ]
 
     /// A reply carries the request's tuple reversed: never a NAT rewrite (NAT changes one side, or both
@@ -223,6 +254,21 @@ import Testing
         #expect(why.count == c.parents.filter { $0 >= 0 }.count)
     }
 
+    /// skb_clone's return value names a clone: it takes precedence over an inference, and is not inferred.
+    @Test func clonesNamedBySkbCloneAreKnown() {
+        let inferred: (parent: [Int32], why: [Int: String]) = ([-1, 0, -1, 2], [1: "shares data head", 3: "shares data head"])
+        let (parent, why, isInferred) = CloneInference.merge(inferred, known: [2: 1, 1: 0])
+        #expect(parent == [-1, 0, 0, 0], "a known clone of a clone hangs from the root: \(parent)")
+        #expect(isInferred == [false, false, false, true])
+        #expect(why[2] == "skb_clone of packet 2, a clone of packet 1, returned it" && why[1] == "skb_clone of packet 1 returned it"
+                && why[3] == "shares data head", "\(why)")
+        let none = CloneInference.merge(inferred, known: [:])
+        #expect(none.parent == inferred.parent && none.inferred == [false, true, false, true])
+        // nonsense from a damaged bundle: out of range, or a packet its own parent
+        let bad = CloneInference.merge(inferred, known: [9: 0, 0: 0, 1: -4])
+        #expect(bad.parent == inferred.parent)
+    }
+
     @Test func cloneSummaryKeepsEveryHeadInOrder() {
         var a = event(probe: RebuildTests.rx, ts: 1, skb: 1, head: RebuildTests.headA)
         var b = a; b.ts = 2; b.head = RebuildTests.headB
@@ -349,6 +395,33 @@ import Testing
     }
 
     // MARK: the probe table
+
+    /// A path function's return value in words: an errno's name, an address in hex, else the number.
+    @Test func returnValuesInWords() {
+        let reasons: [Int64: String] = [2: "NO_SOCKET", 91: "IP_INVALID_SOURCE", 93: "IP_RPFILTER"]
+        typealias T = StepText
+        #expect(T.pathReturn(probe: ST_P_FIB_VALIDATE_SOURCE, ret: -18, dropReasons: [:], reasonsReturned: false) == "= -18 (EXDEV)")
+        #expect(T.pathReturn(probe: ST_P_FIB_VALIDATE_SOURCE, ret: -93, dropReasons: reasons, reasonsReturned: true) == "= -IP_RPFILTER",
+                "6.13+: a negated drop reason")
+        #expect(T.pathReturn(probe: ST_P_IP_ROUTE_INPUT_NOREF, ret: 91, dropReasons: reasons, reasonsReturned: true) == "= IP_INVALID_SOURCE")
+        #expect(T.pathReturn(probe: ST_P_IP_ROUTE_INPUT_NOREF, ret: -113, dropReasons: reasons, reasonsReturned: false) == "= -113 (EHOSTUNREACH)")
+        #expect(T.pathReturn(probe: ST_P_IP_ROUTE_INPUT_NOREF, ret: 0, dropReasons: reasons, reasonsReturned: true) == "= 0")
+        #expect(T.pathReturn(probe: ST_P_NF_NAT_MANIP_PKT, ret: 1, dropReasons: [:], reasonsReturned: false) == "= ACCEPT")
+        #expect(T.pathReturn(probe: ST_P_SKB_CLONE, ret: 0, dropReasons: [:], reasonsReturned: false) == "= NULL (no clone)")
+        #expect(KernelNames.returnValue(0) == "0")
+        #expect(KernelNames.returnValue(-113) == "-113 (EHOSTUNREACH)")
+        #expect(KernelNames.returnValue(-18) == "-18 (EXDEV)")
+        #expect(KernelNames.returnValue(-4000) == "-4000")
+        #expect(KernelNames.returnValue(Int64(bitPattern: 0xffff_8880_065e_2a00)) == "0xffff8880065e2a00")
+        #expect(KernelNames.returnValue(Int64.min) == "\(Int64.min)")
+        // the path functions' rows: the skb among the arguments, and a group --probes names
+        for p in ProbeTable.pathFunctions {
+            let path = try? #require(ProbeTable.path(p.id))
+            #expect(path.map { $0.skbArgument >= 1 && $0.skbArgument <= $0.arguments && $0.arguments <= 12 } == true, "\(p.name): \(String(describing: path))")
+            #expect(p.group.hasSuffix("-fn") && p.group != "nf-fn", "\(p.name) in \(p.group)")
+        }
+        #expect(ProbeTable.path(Int(ST_P_NFT_DO_CHAIN.rawValue)) == nil, "the netfilter verdicts are not path functions")
+    }
 
     @Test func everyProbeHasARoleAndEveryRoleAName() {
         for p in ProbeTable.all {

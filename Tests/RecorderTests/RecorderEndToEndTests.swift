@@ -67,7 +67,7 @@ struct RecorderEndToEndTests {
         try lab.waitListening(in: hosts.b, "u", port: udpPort)
 
         let bundle = lab.dir.appendingPathComponent("drop.skbt").path
-        let run = try record(lab, bundle, ["--addr", hosts.addrB], command: [
+        let run = try record(lab, bundle, ["--addr", hosts.addrB, "--drop-stack"], command: [
             "ip", "netns", "exec", hosts.a, "bash", "-c", """
             ping -c \(pings) -i 0.2 -W 1 \(hosts.addrB) >/dev/null
             echo udp-hello >/dev/udp/\(hosts.addrB)/\(udpPort)
@@ -114,6 +114,7 @@ struct RecorderEndToEndTests {
         #expect(namespaces.contains { $0.inode == inodeB && $0.name == hosts.b },
                 "netns table \(namespaces) lacks \(hosts.b) = \(inodeB)")
         #expect(namespaces.contains { $0.inode == (try? lab.inode(of: hosts.a)) && $0.name == hosts.a })
+        let stacks = try reader.stacks()
         let kallsyms = try Kallsyms()
         #expect(kallsyms.count > 10_000, "only \(kallsyms.count) text symbols in /proc/kallsyms")
         for drop in drops {
@@ -123,6 +124,12 @@ struct RecorderEndToEndTests {
             #expect(symbol?.name == kernel?.name && symbol.map { UInt64($0.offset) } == kernel?.offset,
                     "drop location \(String(location, radix: 16)) is \(String(describing: kernel)) in /proc/kallsyms, the bundle says \(String(describing: symbol))")
             #expect(netfilterFunctions.contains(kernel?.name ?? ""), "drop location is \(String(describing: kernel)), not in netfilter")
+            // --drop-stack: the drop's kernel stack holds the free's caller (the location is its return
+            // address) below the tracing frames, and the netfilter hook that ran the table
+            let stack = try #require(stacks[drop.args.free.stack], "drop at \(String(describing: kernel)) has no stack (id \(drop.args.free.stack))")
+            #expect(stack.contains(location), "the stack \(stack.map { kallsyms.resolve($0)?.name ?? "?" }) lacks the location")
+            #expect(stack.contains { kallsyms.resolve($0)?.name == "nf_hook_slow" }, "no nf_hook_slow in \(stack.map { kallsyms.resolve($0)?.name ?? "?" })")
+            #expect(stack.drop { $0 != location }.allSatisfy { symbols[$0] != nil }, "a frame below the free without a symbol in the bundle")
             #expect(drop.netns == inodeB)
             let name = interfaces.first { $0.netns == drop.netns && $0.ifindex == drop.ifindex }?.name
             #expect(name == hosts.ifB, "ifindex \(drop.ifindex) in netns \(drop.netns) is \(name ?? "nothing") in the bundle")
@@ -140,6 +147,13 @@ struct RecorderEndToEndTests {
         let snmp = try Shell.must(["ip", "netns", "exec", hosts.b, "cat", "/proc/net/snmp"])
         #expect(snmpCounter(snmp, "Udp", "InDatagrams") == 1)
         #expect(snmpCounter(snmp, "Tcp", "PassiveOpens") == 1)
+
+        // drops --stack: the pings' drops by stack add up to the rule's count, each with its frames
+        let grouped = try Shell.run([try analyzerPath(), "drops", bundle, "--stack", "--format", "jsonl", "-p", "icmp", "--netns", hosts.b])
+        #expect(grouped.ok, "skbtrail drops --stack: \(grouped.stderr)")
+        let groups = grouped.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(groups.reduce(0) { $0 + ($1["count"] as? Int ?? 0) } == counter, "\(grouped.stdout)")
+        #expect(groups.allSatisfy { ($0["stack"] as? [String])?.contains { $0.hasPrefix("nf_hook_slow+") } == true }, "\(grouped.stdout)")
 
         // The snapshots hold the same counters: the rule's at the start (0) and at the end (the kernel's
         // count), and B's SNMP counters at the end.
@@ -257,7 +271,8 @@ struct RecorderEndToEndTests {
         try Shell.must(["ip", "netns", "exec", r, "iptables", "-w", "-A", "FORWARD", "-p", "icmp", "-j", "ACCEPT"])
         let pings = 3
         let bundle = lab.dir.appendingPathComponent("nat.skbt").path
-        let run = try record(lab, bundle, ["--addr", addrB], command: [
+        // with the functions of the packet's path (nettrace's lifecycle view): ip and routing
+        let run = try record(lab, bundle, ["--addr", addrB, "--probes", "default,ip-fn,route-fn,ct-fn"], command: [
             "ip", "netns", "exec", a, "ping", "-c", "\(pings)", "-i", "0.2", "-W", "1", "-q", addrB,
         ])
         try #require(run.status == 0, "skbtrail-record failed (the pings must be answered): \(run.stderr)")
@@ -294,6 +309,32 @@ struct RecorderEndToEndTests {
                 #expect(paths.stdout.contains("filter/FORWARD") && paths.stdout.contains("nat/POSTROUTING"),
                         "paths names no filter/FORWARD and nat/POSTROUTING chains:\n\(paths.stdout.prefix(3000))")
             }
+            // the path's functions: every attached one says how; ip_forward ran once per forwarded
+            // packet, as the FORWARD rule counted; route input returned 0 (routed) for each
+            let rows = try reader.probes().filter { ProbeTable.role($0.probe) == .function }
+            #expect(Set(rows.map(\.name)).isSuperset(of: ["ip_rcv", "ip_forward", "ip_output", "ip_route_input_noref"]), "\(rows.map(\.name))")
+            for row in rows where ["ip_rcv", "ip_forward", "ip_output", "ip_route_input_noref"].contains(row.name) {
+                #expect(row.attached, "\(row.name) not attached: \(row.error ?? "")")
+                #expect(["fentry", "kprobe", "fexit", "kretprobe"].contains(row.kind), "\(row.name): \(row.kind)")
+            }
+            // csv: a header line, then the row
+            func row(_ query: String) throws -> [Int] {
+                let out = try Shell.must([analyzer, "sql", bundle, "--format", "csv", query])
+                return out.split(whereSeparator: \.isNewline).last.map { $0.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } } ?? []
+            }
+            let counted = try row("SELECT count(*) FROM ev WHERE probe_name = 'ip_forward'").first ?? -1
+            #expect(counted == (try iptablesPackets(ns: r, chain: "FORWARD", target: "ACCEPT")), "ip_forward records: \(counted)")
+            let routed = try row("SELECT count(*), count(*) FILTER (WHERE rc = 0) FROM ev WHERE probe_name = 'ip_route_input_noref' AND netns = \(try lab.inode(of: r))")
+            #expect(routed.count == 2 && routed[0] >= 2 * pings && routed[0] == routed[1], "route input in R (all, = 0): \(routed)")
+            // NAT rewrote each forwarded packet once (the request's source, the reply's destination), accepted
+            let manips = try row("SELECT count(*), count(*) FILTER (WHERE rc = 1 AND detail = '= ACCEPT') FROM ev WHERE probe_name = 'nf_nat_manip_pkt' AND netns = \(try lab.inode(of: r))")
+            #expect(manips.count == 2 && manips[0] == counted && manips[1] == manips[0], "nf_nat_manip_pkt in R (all, ACCEPT): \(manips), forwarded \(counted)")
+            let probeColumn = Set(paths.stdout.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map(String.init) })
+            for step in ["ip_rcv", "ip_forward", "ip_forward_finish", "ip_output", "ip_route_input_noref"] {
+                #expect(probeColumn.contains(step), "paths shows no \(step) step:\n\(paths.stdout.prefix(4000))")
+            }
+            #expect(paths.stdout.split(separator: "\n").contains { $0.contains("ip_route_input_noref") && $0.hasSuffix("= 0") },
+                    "paths shows no route input step with its return value:\n\(paths.stdout.prefix(4000))")
         }
     }
 
@@ -574,6 +615,7 @@ struct RecorderEndToEndTests {
         (["--addr", "not-an-address"], "--addr not-an-address"),
         (["--probes", "nosuchprobe"], "nosuchprobe"),
         (["--netns", "skbtrail-no-such-ns"], "skbtrail-no-such-ns"),
+        (["--pid", "2147483646"], "--pid 2147483646"),
     ])
     func badFlags(flags: [String], named: String) throws {
         let lab = try Lab()
@@ -584,6 +626,33 @@ struct RecorderEndToEndTests {
         let first = result.stderr.split(separator: "\n").first.map(String.init) ?? ""
         #expect(first.contains(named), "stderr does not name \(named): \(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: bundle), "a bundle was left behind")
+    }
+
+    @Test("COMMAND's exit status is the recorder's; a command that cannot run leaves no bundle; an empty recording says so")
+    func commandStatusAndEmptyRecordings() throws {
+        let lab = try Lab()
+        defer { lab.teardown() }
+        let failed = lab.dir.appendingPathComponent("failed.skbt").path
+        let run = try Shell.run([try recorderPath(), "-q", "-o", failed, "--addr", "10.198.250.251", "--", "sh", "-c", "exit 3"])
+        #expect(run.status == 3, "exited \(run.status) for a command that exited 3: \(run.stderr)")
+        let reader = try BundleReader(path: failed)
+        #expect(reader.recording.stopReason?.contains("command exited 3") == true, "\(reader.recording.stopReason ?? "no stop reason")")
+        let killed = try Shell.run([try recorderPath(), "-q", "-o", lab.dir.appendingPathComponent("killed.skbt").path,
+                                    "--addr", "10.198.250.251", "--", "sh", "-c", "kill -TERM $$"])
+        #expect(killed.status == 128 + SIGTERM, "exited \(killed.status) for a command killed by SIGTERM")
+
+        let missing = lab.dir.appendingPathComponent("missing.skbt").path
+        let none = try Shell.run([try recorderPath(), "-q", "-o", missing, "--", "/nonexistent-skbtrail-command"])
+        #expect(none.status != 0)
+        #expect(none.stderr.split(separator: "\n").first?.contains("/nonexistent-skbtrail-command") == true, "\(none.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: missing), "a bundle was left behind for a command that could not run")
+
+        // a filter that can match nothing now is said at the start, an empty recording at the end
+        let empty = try Shell.run([try recorderPath(), "-q", "-o", lab.dir.appendingPathComponent("empty.skbt").path,
+                                   "--ifname", "skbtrail-nope0", "--", "true"])
+        #expect(empty.status == 0, "\(empty.stderr)")
+        #expect(empty.stderr.contains("--ifname skbtrail-nope0: no interface has that name now"), "\(empty.stderr)")
+        #expect(empty.stderr.contains("no events recorded: nothing matched the capture filters"), "\(empty.stderr)")
     }
 
     @Test("an existing output file or an unwritable place is refused by name")

@@ -90,7 +90,75 @@ enum st_record_type {
 	/* tier 3, kernel functions: netfilter tables and chains, with their verdict */            \
 	X(IPT_DO_TABLE, ipt_do_table, 100, nf-fn, FUNCTION, FN, NF_VERDICT)                        \
 	X(IP6T_DO_TABLE, ip6t_do_table, 101, nf-fn, FUNCTION, FN, NF_VERDICT)                      \
-	X(NFT_DO_CHAIN, nft_do_chain, 102, nf-fn, FUNCTION, FN, NF_VERDICT)
+	X(NFT_DO_CHAIN, nft_do_chain, 102, nf-fn, FUNCTION, FN, NF_VERDICT)                        \
+	/* tier 3, kernel functions on the packet's path (ST_FN_PATH_TABLE, below) */               \
+	ST_FN_PATH_TABLE(ST_FN_PATH_PROBE, X)
+
+/*
+ * Tier 3, the packet's way through the stack's functions, nettrace's lifecycle view: ip and ipv6
+ * receive, forward, local deliver and output; conntrack and NAT; route input and source validation; the
+ * bridge; tcp, udp and icmp receive; skb_clone. Not attached unless --probes names them (a group, a function, or
+ * `functions`): each is a record per packet per call, where a tracepoint gives one per layer.
+ *
+ * A function records at its entry with the packet (programs fentry_<name>, or kprobe_<name>), or, where
+ * its return value says what happened (a route's error, skb_clone's new skb), at its exit with it
+ * (fexit_<name>, or the pair kprobe_<name> and kretprobe_<name>); only functions that never free the skb
+ * record at the exit. `skb` is the argument (from 1) that holds the sk_buff, `nargs` how many arguments
+ * the function has (fexit finds the return value after them; the recorder checks both against the
+ * kernel's BTF before it attaches).
+ *
+ * Y(X, ENUM, name, id, group, skb, nargs, at: ENTRY or EXIT)
+ */
+#define ST_FN_PATH_TABLE(Y, X)                                                                     \
+	/* ipv4 */                                                                                 \
+	Y(X, IP_RCV, ip_rcv, 110, ip-fn, 1, 4, ENTRY)                                              \
+	Y(X, IP_RCV_FINISH, ip_rcv_finish, 111, ip-fn, 3, 3, ENTRY)                                \
+	Y(X, IP_LOCAL_DELIVER, ip_local_deliver, 112, ip-fn, 1, 1, ENTRY)                          \
+	Y(X, IP_LOCAL_DELIVER_FINISH, ip_local_deliver_finish, 113, ip-fn, 3, 3, ENTRY)            \
+	Y(X, IP_FORWARD, ip_forward, 114, ip-fn, 1, 1, ENTRY)                                      \
+	Y(X, IP_FORWARD_FINISH, ip_forward_finish, 115, ip-fn, 3, 3, ENTRY)                        \
+	Y(X, IP_LOCAL_OUT, __ip_local_out, 116, ip-fn, 3, 3, ENTRY)                                \
+	Y(X, IP_OUTPUT, ip_output, 117, ip-fn, 3, 3, ENTRY)                                        \
+	Y(X, IP_FINISH_OUTPUT2, ip_finish_output2, 118, ip-fn, 3, 3, ENTRY)                        \
+	/* conntrack and NAT: the verdict of the lookup, and of each rewrite NAT applies */           \
+	Y(X, NF_CONNTRACK_IN, nf_conntrack_in, 120, ct-fn, 1, 2, EXIT)                             \
+	Y(X, NF_NAT_MANIP_PKT, nf_nat_manip_pkt, 121, ct-fn, 1, 4, EXIT)                           \
+	/* ipv6 */                                                                                 \
+	Y(X, IPV6_RCV, ipv6_rcv, 130, ipv6-fn, 1, 4, ENTRY)                                        \
+	Y(X, IP6_RCV_FINISH, ip6_rcv_finish, 131, ipv6-fn, 3, 3, ENTRY)                            \
+	Y(X, IP6_INPUT, ip6_input, 132, ipv6-fn, 1, 1, ENTRY)                                      \
+	Y(X, IP6_FORWARD, ip6_forward, 133, ipv6-fn, 1, 1, ENTRY)                                  \
+	Y(X, IP6_OUTPUT, ip6_output, 134, ipv6-fn, 3, 3, ENTRY)                                    \
+	Y(X, IP6_FINISH_OUTPUT2, ip6_finish_output2, 135, ipv6-fn, 3, 3, ENTRY)                    \
+	/* routing: the error a lookup or the source check returns (0: routed) */                  \
+	Y(X, IP_ROUTE_INPUT_NOREF, ip_route_input_noref, 140, route-fn, 1, 5, EXIT)                \
+	Y(X, FIB_VALIDATE_SOURCE, fib_validate_source, 141, route-fn, 1, 8, EXIT)                  \
+	Y(X, IP6_ROUTE_INPUT, ip6_route_input, 142, route-fn, 1, 1, ENTRY)                         \
+	/* bridge */                                                                               \
+	Y(X, BR_HANDLE_FRAME_FINISH, br_handle_frame_finish, 150, bridge-fn, 3, 3, ENTRY)          \
+	Y(X, BR_FORWARD, br_forward, 151, bridge-fn, 2, 4, ENTRY)                                  \
+	Y(X, BR_PASS_FRAME_UP, br_pass_frame_up, 152, bridge-fn, 1, 1, ENTRY)                      \
+	Y(X, BR_DEV_XMIT, br_dev_xmit, 153, bridge-fn, 1, 2, ENTRY)                                \
+	/* tcp */                                                                                  \
+	Y(X, TCP_V4_RCV, tcp_v4_rcv, 160, tcp-fn, 1, 1, ENTRY)                                     \
+	Y(X, TCP_V4_DO_RCV, tcp_v4_do_rcv, 161, tcp-fn, 2, 2, ENTRY)                               \
+	Y(X, TCP_RCV_ESTABLISHED, tcp_rcv_established, 162, tcp-fn, 2, 2, ENTRY)                   \
+	Y(X, TCP_RCV_STATE_PROCESS, tcp_rcv_state_process, 163, tcp-fn, 2, 2, ENTRY)               \
+	Y(X, TCP_V4_SEND_RESET, tcp_v4_send_reset, 164, tcp-fn, 2, 2, ENTRY)                       \
+	Y(X, TCP_V6_RCV, tcp_v6_rcv, 165, tcp-fn, 1, 1, ENTRY)                                     \
+	/* udp */                                                                                  \
+	Y(X, UDP_RCV, udp_rcv, 170, udp-fn, 1, 1, ENTRY)                                           \
+	Y(X, UDP4_LIB_RCV, __udp4_lib_rcv, 171, udp-fn, 1, 3, ENTRY)                               \
+	Y(X, UDP_UNICAST_RCV_SKB, udp_unicast_rcv_skb, 172, udp-fn, 2, 3, ENTRY)                   \
+	Y(X, UDP_QUEUE_RCV_SKB, udp_queue_rcv_skb, 173, udp-fn, 2, 2, ENTRY)                       \
+	Y(X, UDPV6_RCV, udpv6_rcv, 174, udp-fn, 1, 1, ENTRY)                                       \
+	/* icmp */                                                                                 \
+	Y(X, ICMP_RCV, icmp_rcv, 180, icmp-fn, 1, 1, ENTRY)                                        \
+	Y(X, ICMPV6_RCV, icmpv6_rcv, 181, icmp-fn, 1, 1, ENTRY)                                    \
+	/* skb: a clone's new skb is the return value */                                           \
+	Y(X, SKB_CLONE, skb_clone, 190, skb-fn, 1, 2, EXIT)
+
+#define ST_FN_PATH_PROBE(X, E, name, id, group, skb, nargs, at) X(E, name, id, group, FUNCTION, FN, FUNCTION)
 
 /* How a probe attaches. */
 enum st_probe_kind {
@@ -130,6 +198,14 @@ enum st_probe_role {
 	ST_ROLE_XDP = 13,        /* an XDP program's exceptional verdict */
 	ST_ROLE_NETFILTER = 14,  /* a netfilter bracket: between two standard tables of one hook */
 	ST_ROLE_NF_VERDICT = 15, /* a netfilter table or chain ran on the packet: its verdict (args.fn) */
+	ST_ROLE_FUNCTION = 16,   /* a kernel function ran on the packet (ST_FN_PATH_TABLE): a step of its
+	                            path; at the exit, args.fn.ret is the return value (ST_FN_RET) */
+};
+
+/* How a function of ST_FN_PATH_TABLE records: at its entry, or at its exit with its return value. */
+enum st_fn_at {
+	ST_FN_AT_ENTRY = 1,
+	ST_FN_AT_EXIT = 2,
 };
 
 #define ST_PROBE_ENUM(E, name, id, group, kind, args, role) ST_P_##E = id,
@@ -139,6 +215,14 @@ enum st_probe {
 	ST_P_NF_BRACKET_LAST = 79, /* ids up to here are reserved for brackets */
 };
 #undef ST_PROBE_ENUM
+
+/* One row of ST_FN_PATH_TABLE, as bpf/shim/events.c exposes it to Swift. */
+struct st_fn_path_info {
+	__u16 id;   /* the probe's id */
+	__u8 skb;   /* the argument (from 1) that holds the sk_buff */
+	__u8 nargs; /* the function's arguments */
+	__u8 at;    /* enum st_fn_at */
+};
 
 /* One row of the probe table, as bpf/shim/events.c exposes it to Swift. */
 struct st_probe_info {
@@ -179,6 +263,7 @@ struct st_nf_bracket_info {
 /* The tables, for Swift (bpf/shim/events.c): their rows and, through `count`, how many. */
 const struct st_probe_info *st_probe_rows(__u32 *count);
 const struct st_nf_bracket_info *st_nf_bracket_rows(__u32 *count);
+const struct st_fn_path_info *st_fn_path_rows(__u32 *count);
 #endif
 
 /* st_event.l3_from: where the packet bytes start. */
@@ -225,6 +310,10 @@ struct st_args_free {
 	char nf_table[32]; /* with ST_F_NF_FN and ST_FN_NF_TABLE: the table the skb was freed in */
 	char nf_chain[32]; /* with ST_F_NF_FN and ST_FN_NF_CHAIN: the chain (nft_do_chain frees what its
 	                      rules drop since 6.7, and returns NF_STOLEN) */
+	__u32 stack;     /* kfree_skb with --drop-stack: 1 + the kernel stack's id in the bundle's `stack`
+	                    table; 0 none (not asked, or the stack map did not take it: another stack in
+	                    its hash bucket, or full; the kfree_skb probe row counts those) */
+	__u32 pad;       /* zero */
 };
 
 /* Arguments of the netfilter bracket programs. */
@@ -301,6 +390,8 @@ enum st_fn_nf {
 	ST_FN_NF_CHAIN = 4,    /* chain (the name) */
 	ST_FN_NF_PRIORITY = 8, /* priority and bracket */
 	ST_FN_NF_INSIDE = 16,  /* st_args_free.nf_fn: freed inside the function, not after its verdict */
+	ST_FN_RET = 32,        /* st_args_fn.ret is the function's return value: a record of its exit
+	                          (always so for a netfilter verdict, whose records predate this bit) */
 };
 
 /* Netfilter verdicts (ret & ST_NF_VERDICT_MASK of ipt_do_table and nft_do_chain). */
@@ -363,7 +454,7 @@ struct st_event {
 _Static_assert(sizeof(union st_args) == 112, "union st_args is 112 bytes in format 1");
 _Static_assert(sizeof(struct st_event) == 192, "struct st_event is 192 bytes in format 1");
 _Static_assert(sizeof(struct st_args_fn) == 80, "struct st_args_fn is 80 bytes");
-_Static_assert(sizeof(struct st_args_free) == 80, "struct st_args_free is 80 bytes");
+_Static_assert(sizeof(struct st_args_free) == 88, "struct st_args_free is 88 bytes (stack appended in reserved space)");
 _Static_assert(sizeof(struct st_ct_tuple) == 40, "struct st_ct_tuple is 40 bytes in format 1");
 
 /* Capture filters and settings: a `const volatile` struct in the BPF object, set before load. */
@@ -382,9 +473,18 @@ struct st_config {
 	__u16 sport;       /* ST_FLT_SPORT, host order */
 	__u16 dport;       /* ST_FLT_DPORT, host order */
 	__u16 port;        /* ST_FLT_PORT: either side, host order */
-	__u16 pad;         /* zero */
+	__u8 options;      /* enum st_option bits */
+	__u8 pad;          /* zero */
 	char ifname[16];   /* ST_FLT_IFNAME: skb->dev->name */
 };
+
+/* st_config.options */
+enum st_option {
+	ST_OPT_DROP_STACK = 1 << 0, /* kfree_skb records its kernel stack (st_args_free.stack) */
+};
+
+/* Frames kept of a drop's kernel stack (the stack map's value: this many u64 addresses). */
+#define ST_STACK_DEPTH 32
 
 enum st_filter {
 	ST_FLT_NETNS = 1 << 0,

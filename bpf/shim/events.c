@@ -1,4 +1,5 @@
-/* The tables of bpf/include/events.h, for Swift: the probe table and the netfilter brackets. */
+/* The tables of bpf/include/events.h, for Swift: the probe table, the functions of the packet's path and the
+ * netfilter brackets. */
 #include "events.h"
 
 #define ST_PROBE_ROW(E, name, id, group, kind, args, role) \
@@ -7,6 +8,15 @@ static const struct st_probe_info probe_rows[] = { ST_PROBE_TABLE(ST_PROBE_ROW) 
 
 #define ST_NF_BRACKET_ROW(index, priority, table) [index] = { priority, table },
 static const struct st_nf_bracket_info bracket_rows[ST_NF_BRACKETS] = { ST_NF_BRACKET_TABLE(ST_NF_BRACKET_ROW) };
+
+#define ST_FN_PATH_ROW(X, E, name, id, group, skb, nargs, at) { id, skb, nargs, ST_FN_AT_##at },
+static const struct st_fn_path_info fn_path_rows[] = { ST_FN_PATH_TABLE(ST_FN_PATH_ROW, unused) };
+
+const struct st_fn_path_info *st_fn_path_rows(__u32 *count)
+{
+	*count = sizeof(fn_path_rows) / sizeof(fn_path_rows[0]);
+	return fn_path_rows;
+}
 
 const struct st_probe_info *st_probe_rows(__u32 *count)
 {

@@ -26,6 +26,8 @@ CREATE TABLE bundle_probe (
 CREATE TABLE bundle_drop_reason (value INTEGER PRIMARY KEY, name TEXT);
 CREATE TABLE bundle_rst_reason (value INTEGER PRIMARY KEY, name TEXT);
 CREATE TABLE bundle_symbol (address INTEGER PRIMARY KEY, name TEXT, offset INTEGER);
+-- kernel stacks of drops (--drop-stack): a row per frame, innermost first
+CREATE TABLE bundle_stack (id INTEGER, depth INTEGER, address INTEGER, PRIMARY KEY (id, depth));
 CREATE TABLE bundle_netns (inode INTEGER PRIMARY KEY, name TEXT, is_root INTEGER);
 CREATE TABLE bundle_interface (
     netns INTEGER, ifindex INTEGER, name TEXT, kind TEXT, mac TEXT, mtu INTEGER, flags TEXT, master TEXT,

@@ -38,7 +38,7 @@ SELECT e.id, e.ts, e.ts - r.started_ns AS t_ns, e.ts + r.boot_to_unix_ns AS unix
        e.nf_family, e.nf_hook, e.nf_bracket, e.nf_priority, e.nf_in_ifindex, e.nf_out_ifindex,
        e.ct_info, e.ct_status, e.ct_mark, e.ct_orig, e.ct_reply,
        e.rc, CASE WHEN e.sk IS NULL THEN NULL ELSE printf('%x', e.sk) END AS sk, e.sk_state, e.sk_oldstate,
-       e.detail
+       e.detail, e.stack
 FROM ev e
 CROSS JOIN bundle_recording r
 LEFT JOIN bundle_netns n ON n.inode = e.netns
@@ -109,3 +109,10 @@ JOIN counter_sample e ON e.phase = 'end' AND e.netns = s.netns AND e.kind = s.ki
                      AND e.tbl IS s.tbl AND e.chain IS s.chain AND e.seq IS s.seq
 LEFT JOIN bundle_netns n ON n.inode = s.netns
 WHERE s.phase = 'start' AND e.value != s.value;
+
+-- The kernel stacks of drops (skbtrail-record --drop-stack): a row per frame, innermost first. ev.stack
+-- (kfree_skb) names the stack; frame is "symbol+0xoffset", or the address where no symbol is known.
+CREATE VIEW stack_frame AS
+SELECT s.id AS stack, s.depth, s.address, y.name AS symbol, y.offset,
+       CASE WHEN y.name IS NOT NULL THEN y.name || '+0x' || printf('%x', y.offset) ELSE printf('0x%x', s.address) END AS frame
+FROM bundle_stack s LEFT JOIN bundle_symbol y ON y.address = s.address;

@@ -9,7 +9,12 @@ struct BundleNames {
     var probe: [Int: String] = [:]
     /// Netfilter attach points: probe | family << 8 | hook << 16.
     var nfProbe: [Int: String] = [:]
-    var dropReason: [Int64: String] = [:]
+    var dropReason: [Int64: String] = [:] {
+        didSet { routeReturnsDropReasons = dropReason.values.contains("IP_INVALID_SOURCE") }
+    }
+    /// The kernel's route input returns a drop reason, and its source validation one negated, instead
+    /// of an errno: since 6.13, whose drop reasons have IP_INVALID_SOURCE (added with that change).
+    private(set) var routeReturnsDropReasons = false
     var rstReason: [Int64: String] = [:]
     var symbol: [Int64: String] = [:]
     /// netns << 32 | ifindex.

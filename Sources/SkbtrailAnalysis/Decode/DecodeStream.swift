@@ -9,6 +9,8 @@ final class DecodeStream {
     /// A freed packet stays open this long (recording time) for a net_dev_xmit that fires after the
     /// driver freed the skb inside ndo_start_xmit (microseconds later).
     private static let closeDelay: UInt64 = 10_000_000
+    /// How long after skb_clone's exit the clone's first record may come (it is usually microseconds).
+    private static let cloneWindow: UInt64 = 1_000_000_000
 
     let db: Database
     let names: BundleNames
@@ -36,6 +38,10 @@ final class DecodeStream {
     private var closing: [PacketLife] = []
     private var closingHead = 0
     private var summaries: [CloneInference.Summary] = []
+    /// skb_clone's exits (tier 3): the clone's address -> the packet cloned and when, until the clone's
+    /// first record; and the clones so found (child index -> parent index).
+    private var cloneReturned: [UInt64: (parent: Int, ts: UInt64, head: UInt64)] = [:]
+    private var knownClones: [Int: Int] = [:]
 
     init(db: Database, names: BundleNames, lost: LostEvents) throws {
         self.db = db
@@ -69,11 +75,19 @@ final class DecodeStream {
             let p: PacketLife
             let current = open[e.skb]
             var isOpen = true  // p is the address's open packet
-            if let q = current, !PacketLives.startsNewLife(e, lastProbe: q.lastProbe, head: q.head, deliveredNetns: q.deliveredNetns,
+            // skb_clone returned this address: a new sk_buff, whatever the address held before
+            var clonedFrom: Int?
+            // (and the data head it shares with the parent: a clone not recorded itself, e.g. outside the
+            // filter, leaves its address to the next sk_buff there)
+            if !cloneReturned.isEmpty, let c = cloneReturned.removeValue(forKey: e.skb), e.ts >= c.ts,
+               e.ts - c.ts < DecodeStream.cloneWindow, e.head == c.head || e.head == 0 {
+                clonedFrom = c.parent
+            }
+            if clonedFrom == nil, let q = current, !PacketLives.startsNewLife(e, lastProbe: q.lastProbe, head: q.head, deliveredNetns: q.deliveredNetns,
                                                                  lastNetns: q.lastNetns),
                !PacketLives.isReply(record, after: q.records.last) {
                 p = q
-            } else if current == nil, e.role == .transmitted, let q = lastClosed[e.skb] {
+            } else if clonedFrom == nil, current == nil, e.role == .transmitted, let q = lastClosed[e.skb] {
                 // net_dev_xmit fires after the driver took the skb; it may have been freed already
                 p = q
                 isOpen = false
@@ -87,6 +101,7 @@ final class DecodeStream {
                 p = PacketLife(id: packetCount, skb: e.skb)
                 summaries.append(CloneInference.Summary())
                 open[e.skb] = p
+                if let parent = clonedFrom { knownClones[p.id - 1] = parent - 1 }
             }
             p.append(record, id: Int32(id))
             heldEvents += 1
@@ -98,6 +113,10 @@ final class DecodeStream {
                 closing.append(p)
             }
             packet = p
+            if e.probeID == ST_P_SKB_CLONE, e.args.fn.nf & UInt8(ST_FN_RET.rawValue) != 0, e.args.fn.ret != 0,
+               cloneReturned.count < 1 << 20 {
+                cloneReturned[UInt64(bitPattern: e.args.fn.ret)] = (p.id, e.ts, e.head)
+            }
         }
         var t = times.now()
         let attach = probes.add(e)
@@ -118,10 +137,11 @@ final class DecodeStream {
 
         try packets.finish()
         // the clone trees: the pkt table's parent_id and clone_inferred come from these rows
-        let (parent, why) = CloneInference.infer(summaries)
+        let (parent, why, inferred) = CloneInference.merge(CloneInference.infer(summaries), known: knownClones)
+        cloneReturned = [:]
         let edge = try RowWriter<CloneColumn>(db)
         for (i, q) in parent.enumerated() where q >= 0 {
-            edge.int(.parent_id, Int(q) + 1); edge.int(.child_id, i + 1); edge.int(.inferred, 1); edge.text(.why, why[i] ?? "")
+            edge.int(.parent_id, Int(q) + 1); edge.int(.child_id, i + 1); edge.int(.inferred, inferred[i] ? 1 : 0); edge.text(.why, why[i] ?? "")
             try edge.run()
         }
 

@@ -14,6 +14,8 @@ enum EventColumn: Int32, TableColumns {
     case nf_family, nf_hook, nf_bracket, nf_priority, nf_in_ifindex, nf_out_ifindex, ct_info, ct_status, ct_mark, ct_orig
     case ct_reply
     case rc, sk, sk_state, sk_oldstate, detail
+    /// kfree_skb with --drop-stack: the kernel stack's id (bundle_stack, the stack_frame view)
+    case stack
     /// The packet bytes from the network header, as recorded (a HIDDEN column: `SELECT *` leaves it out).
     case data
 }
@@ -65,6 +67,8 @@ enum EventValues {
             if role == .free { int(ctx, Int(e.args.free.reason)) }
             else if e.probeID == ST_P_TCP_SEND_RESET || e.probeID == ST_P_UDP_FAIL_QUEUE_RCV_SKB { int(ctx, Int(e.args.sock.reason)) }
             else { sqlite3_result_null(ctx) }
+        case .stack:
+            if role == .free && e.args.free.stack != 0 { int(ctx, Int(e.args.free.stack)) } else { sqlite3_result_null(ctx) }
         case .location:
             if role == .free || role == .consume { int(ctx, Int64(bitPattern: e.args.free.location)) } else { sqlite3_result_null(ctx) }
         case .nf_family, .nf_hook, .nf_bracket, .nf_priority, .nf_in_ifindex, .nf_out_ifindex, .ct_info, .ct_status, .ct_mark,
@@ -77,7 +81,13 @@ enum EventValues {
             case ST_P_SKB_COPY_DATAGRAM_IOVEC: int(ctx, Int(e.args.misc.a))
             default:
                 // a kernel function's return value (a netfilter verdict: rc & 255, NF_DROP 0)
-                if ProbeTable.info(Int(e.probe))?.args == .function { int(ctx, e.args.fn.ret) } else { sqlite3_result_null(ctx) }
+                // (a function of the packet's path has one only in a record of its exit)
+                let info = ProbeTable.info(Int(e.probe))
+                if info?.args == .function && (info?.role != .function || e.args.fn.nf & UInt8(ST_FN_RET.rawValue) != 0) {
+                    int(ctx, e.args.fn.ret)
+                } else {
+                    sqlite3_result_null(ctx)
+                }
             }
         case .sk, .sk_state, .sk_oldstate:
             guard ProbeTable.info(Int(e.probe))?.args == .socket else { sqlite3_result_null(ctx); return }

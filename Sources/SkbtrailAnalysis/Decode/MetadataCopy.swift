@@ -7,7 +7,7 @@ import SkbtrailBundle
 /// edited or damaged bundle) is copied as NULL, which the analysis reads as unknown, and said.
 enum MetadataCopy {
     static let tables = ["recording", "probe", "drop_reason", "rst_reason", "symbol", "netns", "interface", "address",
-                         "snapshot", "sysctl", "lost", "provenance"]
+                         "snapshot", "sysctl", "lost", "provenance", "stack"]
 
     /// Returns what was damaged, one sentence per column.
     static func copy(from reader: BundleReader, into db: Database) throws -> [String] {

@@ -30,6 +30,8 @@ final class PacketSource {
     private var indexBlock: (block: Int, entries: [UInt32])?
     /// Parents of clones, from clone_edge.
     private(set) var parents: [Int64: Int64] = [:]
+    /// The clones whose parent is inferred (from a shared data head); the others skb_clone named.
+    private(set) var inferredClones: Set<Int64> = []
     /// The largest packet id.
     private(set) var total: Int64 = 0
     /// Slots of `PacketSegment.columns` by PacketColumn raw value.
@@ -41,8 +43,9 @@ final class PacketSource {
         var slotOf = [Int](repeating: -1, count: PacketColumn.allCases.count + 1)
         for (i, c) in PacketSegment.columns.enumerated() { slotOf[Int(c.rawValue)] = i }
         self.slotOf = slotOf
-        try query("SELECT parent_id, child_id FROM \(quoted("clone_edge"))") { s in
+        try query("SELECT parent_id, child_id, inferred FROM \(quoted("clone_edge"))") { s in
             parents[sqlite3_column_int64(s, 1)] = sqlite3_column_int64(s, 0)
+            if sqlite3_column_int64(s, 2) != 0 { inferredClones.insert(sqlite3_column_int64(s, 1)) }
         }
         try query("SELECT max(block), (SELECT length(entries) FROM \(quoted("pkt_index")) ORDER BY block DESC LIMIT 1) FROM \(quoted("pkt_index"))") { s in
             if sqlite3_column_type(s, 0) != SQLITE_NULL {
@@ -206,7 +209,7 @@ final class PacketSource {
                             nfFamily: text(s, i, .nf_family), nfHook: text(s, i, .nf_hook), nfTable: text(s, i, .nf_table),
                             netns: int(s, i, .end_netns), l3: text(s, i, .l3), proto: text(s, i, .proto),
                             saddr: text(s, i, .saddr), daddr: text(s, i, .daddr), sport: int(s, i, .sport), dport: int(s, i, .dport),
-                            tuple: text(s, i, .tuple), parent: parents[id], natCount: int(s, i, .nat_count) ?? 0)
+                            tuple: text(s, i, .tuple), parent: parents[id], cloneInferred: inferredClones.contains(id), natCount: int(s, i, .nat_count) ?? 0)
     }
 }
 
@@ -396,7 +399,7 @@ final class PacketTable: VirtualTable {
             case .parent_id:
                 if let p = source.parents[id] { sqlite3_result_int64(ctx, p) } else { sqlite3_result_null(ctx) }
             case .clone_inferred:
-                if source.parents[id] != nil { sqlite3_result_int64(ctx, 1) } else { sqlite3_result_null(ctx) }
+                if source.parents[id] != nil { sqlite3_result_int64(ctx, source.inferredClones.contains(id) ? 1 : 0) } else { sqlite3_result_null(ctx) }
             case .records:
                 let a = Int(s.offsets[slot]), b = Int(s.offsets[slot + 1])
                 guard a <= b, b <= s.numbers.count else { sqlite3_result_null(ctx); return }

@@ -103,7 +103,7 @@ enum StepText {
             if e.mark != 0 { s += " mark 0x\(String(e.mark, radix: 16))" }
             return s
         case .function:
-            return function(e)
+            return info?.role == .function ? pathFunction(e, names: names) : function(e)
         case .none:
             return ""
         }
@@ -115,6 +115,32 @@ enum StepText {
         var place = a.nf_fn & UInt8(ST_FN_NF_TABLE.rawValue) != 0 ? KernelNames.cString(a.nf_table) : ""
         if a.nf_fn & UInt8(ST_FN_NF_CHAIN.rawValue) != 0 { place += "/" + KernelNames.cString(a.nf_chain) }
         return place
+    }
+
+    /// A function of the packet's path: "" at its entry; its return value at its exit: "= 0",
+    /// "= -113 (EHOSTUNREACH)", a drop reason's name (route input returns one since 6.13), a netfilter
+    /// verdict for conntrack and NAT ("= ACCEPT"), "= clone 0xffff..." for skb_clone.
+    static func pathFunction(_ e: st_event, names: BundleNames) -> String {
+        let f = e.args.fn
+        guard f.nf & UInt8(ST_FN_RET.rawValue) != 0 else { return "" }
+        return pathReturn(probe: e.probeID, ret: f.ret, dropReasons: names.dropReason, reasonsReturned: names.routeReturnsDropReasons)
+    }
+
+    /// The text of a path function's return value. `reasonsReturned`: the kernel's route input returns
+    /// a drop reason, and its source validation one negated, instead of an errno (6.13+).
+    static func pathReturn(probe: st_probe, ret: Int64, dropReasons: [Int64: String], reasonsReturned: Bool) -> String {
+        switch probe {
+        case ST_P_SKB_CLONE:
+            return ret == 0 ? "= NULL (no clone)" : "= clone \(KernelNames.returnValue(ret))"
+        case ST_P_NF_CONNTRACK_IN, ST_P_NF_NAT_MANIP_PKT:
+            return "= \(KernelNames.nfVerdict(ret))"
+        case ST_P_IP_ROUTE_INPUT_NOREF where reasonsReturned && ret > 0:
+            return "= \(dropReasons[ret] ?? "reason \(ret)")"
+        case ST_P_FIB_VALIDATE_SOURCE where reasonsReturned && ret < 0 && ret > -65536:
+            return "= -\(dropReasons[-ret] ?? "reason \(-ret)")"
+        default:
+            return "= \(KernelNames.returnValue(ret))"
+        }
     }
 
     /// A kernel function's exit: "ipv4 INPUT filter/INPUT prio 0 = DROP" for a netfilter table or chain.

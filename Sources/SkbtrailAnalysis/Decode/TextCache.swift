@@ -82,6 +82,8 @@ final class TextCache {
             simple = SimpleKey(probe: e.probe, a: e.args.free.location, b: 0)
         case .transmitted, .xdp:
             simple = SimpleKey(probe: e.probe, a: UInt64(UInt32(bitPattern: e.args.dev.rc)), b: UInt64(e.args.dev.prog_id))
+        case .function where e.probeID != ST_P_SKB_CLONE: // an entry's text is empty, an exit's its return value
+            simple = SimpleKey(probe: e.probe, a: UInt64(bitPattern: e.args.fn.ret), b: UInt64(e.args.fn.nf))
         case .deliver where e.probeID == ST_P_SKB_COPY_DATAGRAM_IOVEC:
             simple = SimpleKey(probe: e.probe, a: UInt64(UInt32(bitPattern: e.args.misc.a)), b: 0)
         default:

@@ -1,4 +1,5 @@
-/// Which packets are clones of which, inferred from shared data heads (no tracepoint fires on skb_clone).
+/// Which packets are clones of which: inferred from shared data heads (no tracepoint fires on skb_clone),
+/// or known where skb_clone's exit was recorded (tier 3, `--probes skb-fn`): its return value is the clone.
 enum CloneInference {
     /// What the inference needs of a packet, kept for every packet until the end of the decode.
     struct Summary: Equatable {
@@ -75,12 +76,43 @@ enum CloneInference {
                 }
             }
         }
-        for p in 0..<packets.count {
+        flatten(&parent)
+        return (parent, why)
+    }
+
+    /// Each packet's parent made its tree's root (a parent that is itself a clone gives its own). Every
+    /// edge points at an earlier packet (an inference's parent is earlier; skb_clone's parent made the
+    /// clone before its first record), so there are no cycles; the step bound and the self check keep a
+    /// damaged input from looping.
+    static func flatten(_ parent: inout [Int32]) {
+        for p in 0..<parent.count {
             var root = Int(parent[p])
             var steps = 0
             while root >= 0, parent[root] >= 0, steps < 64 { root = Int(parent[root]); steps += 1 }
-            if root >= 0 { parent[p] = Int32(root) }
+            if root >= 0 && root != p { parent[p] = Int32(root) } else if root == p { parent[p] = -1 }
         }
-        return (parent, why)
+    }
+
+    /// The trees of `infer` with the clones skb_clone named (`known`: child index -> parent index), which
+    /// take precedence over an inference. Returns the parents, why, and which edges are inferred.
+    static func merge(_ inferred: (parent: [Int32], why: [Int: String]), known: [Int: Int])
+        -> (parent: [Int32], why: [Int: String], inferred: [Bool]) {
+        var (parent, why) = inferred
+        var isInferred = parent.map { $0 >= 0 }
+        var named: [Int: Int] = [:]
+        for (child, q) in known where child >= 0 && child < parent.count && q >= 0 && q < child {
+            parent[child] = Int32(q)
+            isInferred[child] = false
+            named[child] = q
+        }
+        if !known.isEmpty { flatten(&parent) }
+        // after flattening: the packet that called skb_clone, and its root where that is a clone
+        for (child, q) in named {
+            let root = Int(parent[child])
+            why[child] = root == q || root < 0 ? "skb_clone of packet \(q + 1) returned it"
+                : "skb_clone of packet \(q + 1), a clone of packet \(root + 1), returned it"
+        }
+        for i in parent.indices where parent[i] < 0 { isInferred[i] = false }
+        return (parent, why, isInferred)
     }
 }

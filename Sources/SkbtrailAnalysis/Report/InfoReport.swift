@@ -159,10 +159,26 @@ extension AnalysisDatabase {
         let attached = probes.filter { $0.flag("attached") }
         let failed = probes.filter { !$0.flag("attached") }
         let nfAttached = attached.filter { $0.text("kind") == "netfilter" }.count
-        let functions = attached.filter { ["fexit", "kretprobe"].contains($0.text("kind")) }
+        let functionKinds = ["fexit", "kretprobe", "fentry", "kprobe"]
+        let functions = attached.filter { functionKinds.contains($0.text("kind")) }
         var kinds = "\(attached.count - nfAttached - functions.count) tracepoints, \(nfAttached) netfilter brackets"
         if !functions.isEmpty {
-            kinds += ", \(functions.count) kernel functions (" + functions.map { "\($0.optText("name") ?? "?") by \($0.text("kind"))" }.joined(separator: ", ") + ")"
+            // by how they attached: "by fexit: nft_do_chain, ip_route_input_noref; by fentry: ip_rcv, ..."
+            let byKind = functionKinds.compactMap { kind -> String? in
+                let names = functions.filter { $0.text("kind") == kind }.map { $0.optText("name") ?? "?" }
+                guard !names.isEmpty else { return nil }
+                // many (the path's functions): how many, of which groups
+                if names.count > 6 {
+                    var groups: [String] = []
+                    for n in names {
+                        let g = ProbeTable.all.first { $0.name == n }?.group ?? "other"
+                        if !groups.contains(g) { groups.append(g) }
+                    }
+                    return "by \(kind): \(names.count) of \(groups.joined(separator: ", "))"
+                }
+                return "by \(kind): " + names.joined(separator: ", ")
+            }
+            kinds += ", \(functions.count) kernel functions (" + byKind.joined(separator: "; ") + ")"
         }
         out += "\nprobes: \(attached.count) attached (\(kinds)), \(failed.count) not attached\n"
         if !failed.isEmpty {

@@ -107,6 +107,8 @@ struct PacketRecord {
     var dport: Int64?
     var tuple: String?
     var parent: Int64?
+    /// The parent is inferred (a shared data head), not named by skb_clone.
+    var cloneInferred = false
     var natCount: Int64
 }
 
@@ -125,6 +127,7 @@ struct StepRecord {
     var len: Int64
     var detail: String
     var nat: String?
+    var stack: Int64 = 0
 }
 
 /// Reads packets, their steps and their NAT rewrites by packet id, with the namespace and interface
@@ -137,6 +140,8 @@ final class PacketReader {
     private let natRows: RawStatement
     private var netnsNames: [Int64: String] = [:]
     private var ifnames: [Int64: String] = [:]
+    /// The kernel stacks of drops (--drop-stack), as frame texts, the tracing frames above kfree_skb left out.
+    private(set) var stacks: [Int64: [String]] = [:]
     let startedNs: Int64
     let bootToUnixNs: Int64
 
@@ -154,6 +159,27 @@ final class PacketReader {
         let interfaces = try RawStatement(db, "SELECT netns, ifindex, name FROM bundle_interface WHERE name IS NOT NULL")
         interfaces.run()
         while try interfaces.step() { ifnames[interfaces.int(0) << 32 | interfaces.int(1)] = interfaces.text(2) }
+        stacks = try PacketReader.stackTexts(db)
+    }
+
+    /// The kernel stacks of drops (--drop-stack) by id: their frames, innermost first, without the
+    /// frames of the BPF program and the tracepoint above the free.
+    static func stackTexts(_ db: Database) throws -> [Int64: [String]] {
+        var stacks: [Int64: [String]] = [:]
+        let frames = try RawStatement(db, "SELECT stack, symbol, frame FROM stack_frame ORDER BY stack, depth")
+        frames.run()
+        while try frames.step() {
+            let id = frames.int(0), symbol = frames.text(1) ?? "", frame = frames.text(2) ?? "?"
+            if stacks[id] == nil && tracingFrame(symbol) { continue }
+            stacks[id, default: []].append(frame)
+        }
+        return stacks
+    }
+
+    /// A frame of the tracing machinery itself (the program, the tracepoint's call), above the free.
+    static func tracingFrame(_ symbol: String) -> Bool {
+        ["bpf_prog_", "bpf_trace_run", "__bpf_trace_", "__traceiter_", "trace_kfree_skb", "perf_trace_", "bpf_get_stack"]
+            .contains { symbol.hasPrefix($0) }
     }
 
     func netnsName(_ inode: Int64) -> String? { netnsNames[inode] }
@@ -240,6 +266,8 @@ final class PacketReader {
         var skb: Int64 { Int64(bitPattern: chunk.events[index].skb) }
         var len: Int64 { Int64(chunk.events[index].len) }
         var detail: String { source.detail(chunk.events[index]) }
+        /// kfree_skb with --drop-stack: the id of its kernel stack; 0 none.
+        var stack: Int64 { chunk.events[index].role == .free ? Int64(chunk.events[index].args.free.stack) : 0 }
     }
 
     /// The packet's steps, in order, with the NAT rewrites each one shows ("; "-joined).
@@ -249,7 +277,7 @@ final class PacketReader {
         try forEachStep(p) { s in
             out.append(StepRecord(step: s.step, eventID: s.eventID, ts: s.ts, probe: s.probe, netns: s.netns, ifindex: s.ifindex,
                                   cpu: s.cpu, pid: s.pid, comm: s.comm, skb: s.skb, len: s.len, detail: s.detail,
-                                  nat: byEvent[s.eventID]))
+                                  nat: byEvent[s.eventID], stack: s.stack))
         }
         return out
     }

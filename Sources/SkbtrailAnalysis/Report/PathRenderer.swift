@@ -223,6 +223,8 @@ struct PathRenderer {
     final class Scratch {
         var cells: Cells
         var events: [Int64] = []
+        /// Per step: its drop stack id (0: none).
+        var stacks: [Int64] = []
         var probes: [Int: [UInt8]] = [:]
         init(columns: Int) { cells = Cells(columns: columns) }
     }
@@ -249,7 +251,7 @@ struct PathRenderer {
         out += "  ".utf8
         out += PathRenderer.fateText(p).utf8
         if let parent = clones.parentOf[id] {
-            let how = p.parent != nil ? ", inferred" : ""
+            let how = p.parent != nil && p.cloneInferred ? ", inferred" : ""
             out += (indent.isEmpty ? "  (clone of packet \(parent)\(how))" : "  (clone\(how))").utf8
         }
         if p.fate != "incomplete", let why = p.incomplete { out += "  [\(why)]".utf8 }
@@ -261,6 +263,7 @@ struct PathRenderer {
         let scratch = self.scratch
         scratch.cells.reset()
         scratch.events.removeAll(keepingCapacity: true)
+        scratch.stacks.removeAll(keepingCapacity: true)
         try reader.forEachStep(p) { s in
             let ts = s.ts
             if date {
@@ -291,9 +294,19 @@ struct PathRenderer {
                 scratch.cells.add(s.detail)
             }
             scratch.events.append(event)
+            scratch.stacks.append(reader.stacks.isEmpty ? 0 : s.stack)
         }
-        let events = scratch.events
+        let events = scratch.events, stacks = scratch.stacks
         scratch.cells.write(indent: pad, into: &out) { row, line in
+            // a drop's kernel stack (--drop-stack), innermost first
+            if stacks[row] != 0, let frames = reader.stacks[stacks[row]] {
+                for frame in frames {
+                    line += repeatElement(UInt8(ascii: " "), count: pad + 2)
+                    line += "| ".utf8
+                    line += frame.utf8
+                    line.append(0x0A)
+                }
+            }
             for n in notes(events[row]) {
                 line += repeatElement(UInt8(ascii: " "), count: pad + 2)
                 line += n.utf8
@@ -319,7 +332,7 @@ struct PathRenderer {
                 ("cpu", .int(s.cpu)), ("pid", .int(s.pid)), ("comm", .string(s.comm)),
                 ("skb", .string(String(UInt64(bitPattern: s.skb), radix: 16))), ("len", .int(s.len)), ("detail", .string(s.detail)),
                 ("nat", .opt(s.nat)),
-            ])
+            ] + (s.stack != 0 ? [("stack", .array((reader.stacks[s.stack] ?? []).map { JSON.string($0) }))] : []))
         }
         let nat = try reader.natJSON(p)
         let children = try (clones.children[id] ?? []).map { try json($0, extra: extra) }
@@ -333,7 +346,7 @@ struct PathRenderer {
             ("nf_family", .opt(p.nfFamily)), ("nf_hook", .opt(p.nfHook)),
             ("nf_table", .opt(p.nfTable)), ("netns_name", .opt(p.netns.flatMap(reader.netnsName))),
             ("t_ns", .int(p.firstTs &- started)), ("duration_ns", .int(p.lastTs &- p.firstTs)),
-            ("parent_id", .opt(p.parent)), ("clone_inferred", .bool(p.parent != nil)),
+            ("parent_id", .opt(p.parent)), ("clone_inferred", .bool(p.parent != nil && p.cloneInferred)),
         ] + (try extra(id)) + [
             ("nat", .array(nat)), ("steps", .array(steps)), ("clones", .array(children)),
         ])

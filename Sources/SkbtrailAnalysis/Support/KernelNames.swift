@@ -55,6 +55,22 @@ public enum KernelNames {
         return s
     }
 
+    /// Linux errno names (x86, arm64, and most others share these), for a function's negative return value.
+    static let errnoNames: [Int: String] = [
+        1: "EPERM", 2: "ENOENT", 5: "EIO", 11: "EAGAIN", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY",
+        17: "EEXIST", 19: "ENODEV", 22: "EINVAL", 28: "ENOSPC", 32: "EPIPE", 71: "EPROTO", 75: "EOVERFLOW",
+        90: "EMSGSIZE", 92: "ENOPROTOOPT", 93: "EPROTONOSUPPORT", 95: "EOPNOTSUPP", 97: "EAFNOSUPPORT",
+        99: "EADDRNOTAVAIL", 100: "ENETDOWN", 101: "ENETUNREACH", 103: "ECONNABORTED", 104: "ECONNRESET",
+        105: "ENOBUFS", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 113: "EHOSTUNREACH", 18: "EXDEV",
+    ]
+
+    /// A kernel function's return value: "0", "-22 (EINVAL)", or an address in hex.
+    public static func returnValue(_ ret: Int64) -> String {
+        if ret < 0 && ret >= -4095 { return errnoNames[Int(-ret)].map { "\(ret) (\($0))" } ?? "\(ret)" }
+        if UInt64(bitPattern: ret) >= 0xffff_0000_0000_0000 { return "0x" + String(UInt64(bitPattern: ret), radix: 16) }
+        return "\(ret)"
+    }
+
     /// The text of a NUL-terminated fixed-size char array of a record (a table or chain name).
     public static func cString<T>(_ chars: T) -> String {
         withUnsafeBytes(of: chars) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
