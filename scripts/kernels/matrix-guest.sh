@@ -15,7 +15,7 @@ echo "== $(uname -r): up after $(<"$logs/$ver.boot") s"
 
 # the tables' modules, so --check verifies the kernel-function programs too (a module not loaded is
 # "not in this kernel" to the recorder, rightly)
-modprobe -q -a nf_tables ip_tables ip6_tables bridge 2>/dev/null || echo "(modprobe nf_tables ip_tables ip6_tables bridge failed)"
+modprobe -q -a nf_tables ip_tables ip6_tables bridge nf_conntrack nf_nat 2>/dev/null || echo "(modprobe nf_tables ip_tables ip6_tables bridge nf_conntrack nf_nat failed)"
 echo "== skbtrail-record --check"
 start=$EPOCHREALTIME
 "$recorder" --check -o /tmp/check.skbt > "$logs/$ver.check"
